@@ -1,0 +1,3 @@
+from stenostack.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""HTTP: OpenAI-compatible endpoints, request parsing, response formats and errors."""

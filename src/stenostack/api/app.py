@@ -1,0 +1,58 @@
+"""The engine's ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from stenostack import __version__
+from stenostack.api import audio_routes, meta_routes
+from stenostack.api.errors import install_error_handlers
+from stenostack.api.limits import UploadLimitMiddleware
+from stenostack.api.request_id import RequestIdMiddleware
+from stenostack.config import EngineSettings
+from stenostack.engine.engine import Engine
+from stenostack.metrics import EngineMetrics
+from stenostack.models.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
+    metrics = EngineMetrics()
+    engine = Engine(registry, metrics, settings.max_audio_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Load in the background: /health answers at once, /ready once the models are in.
+        loading = asyncio.get_running_loop().run_in_executor(None, _load_or_stop, registry)
+        yield
+        engine.shutdown()
+        await asyncio.wait([loading], timeout=1)
+
+    app = FastAPI(title="stenostack", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.engine = engine
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(audio_routes.router)
+    app.include_router(meta_routes.router)
+    app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _load_or_stop(registry: ModelRegistry) -> None:
+    try:
+        registry.load()
+        log.info("models ready: %s", ", ".join(registry.served_names()))
+    except Exception:
+        log.exception("loading the models failed; stopping the server")
+        os.kill(os.getpid(), signal.SIGTERM)

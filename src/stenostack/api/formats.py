@@ -1,0 +1,93 @@
+"""Transcripts rendered as OpenAI's response formats: json, verbose_json, text, srt, vtt."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from stenostack.api.forms import AudioRequest
+from stenostack.models.base import Segment, SpeechToTextModel, Task, Transcript
+from stenostack.models.languages import language_name
+
+SEGMENT_FIELDS = (
+    "id", "seek", "start", "end", "text", "tokens",
+    "temperature", "avg_logprob", "compression_ratio", "no_speech_prob",
+)  # fmt: skip
+
+
+def render(
+    request: AudioRequest, transcript: Transcript, model: SpeechToTextModel, task: Task
+) -> Response:
+    fmt = request.response_format
+    if fmt == "text":
+        return PlainTextResponse(transcript.text + "\n")
+    if fmt == "srt":
+        return PlainTextResponse(to_srt(transcript.segments))
+    if fmt == "vtt":
+        return PlainTextResponse(to_vtt(transcript.segments))
+    if fmt == "verbose_json":
+        return JSONResponse(verbose_json(request, transcript, model, task))
+    body: dict[str, Any] = {"text": transcript.text}
+    if task == "transcribe":
+        if transcript.logprobs is not None:
+            body["logprobs"] = [asdict(item) for item in transcript.logprobs]
+        body["usage"] = model.usage(transcript.duration)
+    return JSONResponse(body)
+
+
+def verbose_json(
+    request: AudioRequest, transcript: Transcript, model: SpeechToTextModel, task: Task
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "task": task,
+        "language": "english" if task == "translate" else language_name(transcript.language),
+        "duration": round(transcript.duration, 3),
+        "text": transcript.text,
+        "segments": [
+            {name: getattr(segment, name) for name in SEGMENT_FIELDS}
+            for segment in transcript.segments
+        ],
+    }
+    if task == "translate":
+        return body
+    if "word" in request.granularities:
+        body["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in transcript.words]
+    if transcript.logprobs is not None:
+        body["logprobs"] = [asdict(item) for item in transcript.logprobs]
+    body["usage"] = model.usage(transcript.duration)
+    return body
+
+
+def subtitle_time(seconds: float, decimal_marker: str) -> str:
+    """``HH:MM:SS,mmm`` (SRT) or ``HH:MM:SS.mmm`` (VTT), rounded to the millisecond."""
+    millis = max(round(seconds * 1000), 0)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_marker}{millis:03d}"
+
+
+def _cue_text(text: str) -> str:
+    # "-->" inside a cue would end the cue's timing line for a subtitle parser.
+    return text.strip().replace("-->", "->")
+
+
+def to_srt(segments: list[Segment]) -> str:
+    blocks = []
+    for number, segment in enumerate((s for s in segments if s.text.strip()), start=1):
+        timing = f"{subtitle_time(segment.start, ',')} --> {subtitle_time(segment.end, ',')}"
+        blocks.append(f"{number}\n{timing}\n{_cue_text(segment.text)}\n\n")
+    return "".join(blocks)
+
+
+def to_vtt(segments: list[Segment]) -> str:
+    blocks = ["WEBVTT\n\n"]
+    for segment in segments:
+        if not segment.text.strip():
+            continue
+        text = _cue_text(segment.text).replace("&", "&amp;").replace("<", "&lt;")
+        timing = f"{subtitle_time(segment.start, '.')} --> {subtitle_time(segment.end, '.')}"
+        blocks.append(f"{timing}\n{text}\n\n")
+    return "".join(blocks)

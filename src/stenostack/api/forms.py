@@ -1,0 +1,201 @@
+"""Multipart forms as the official openai SDK sends them, parsed into a request.
+
+The SDK sends lists as repeated ``key[]`` fields, mappings as ``key[sub]`` fields, booleans
+as ``"true"``/``"false"`` and numbers with ``str()``. Unknown fields are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from stenostack.errors import InvalidRequest
+from stenostack.models.base import Task, TranscriptionOptions, VadSettings
+
+ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
+GRANULARITIES = ("segment", "word")
+INCLUDES = ("logprobs",)
+# Bounds on the form itself: one file, a few short fields.
+MAX_FIELDS = 64
+MAX_FIELD_BYTES = 64 * 1024
+
+
+@dataclass
+class AudioRequest:
+    """A parsed transcription or translation request."""
+
+    file: UploadFile
+    model: str
+    response_format: ResponseFormat
+    options: TranscriptionOptions
+    granularities: frozenset[str]
+
+
+async def read_form(request: Request) -> FormData:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise InvalidRequest(
+            "Expected a multipart/form-data body with a 'file' field "
+            f"(got content type '{content_type or 'none'}').",
+            code="invalid_content_type",
+        )
+    try:
+        return await request.form(max_files=1, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES)
+    except HTTPException as exc:  # Starlette reports malformed multipart this way
+        raise InvalidRequest(f"Malformed multipart body: {exc.detail}") from exc
+
+
+def parse_audio_form(form: FormData, task: Task) -> AudioRequest:
+    upload = form.get("file")
+    if upload is None:
+        raise InvalidRequest("Missing required parameter: 'file'.", param="file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidRequest("'file' must be an uploaded file, not a text field.", param="file")
+    model = _text(form, "model")
+    if not model:
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+
+    response_format = _text(form, "response_format") or "json"
+    if response_format not in RESPONSE_FORMATS:
+        raise InvalidRequest(
+            f"Unsupported response_format '{response_format}': expected one of "
+            f"{', '.join(RESPONSE_FORMATS)}.",
+            param="response_format",
+            code="unsupported_response_format",
+        )
+    if _boolean(form, "stream"):
+        raise InvalidRequest(
+            "Streaming responses are not available on this server yet; omit 'stream'.",
+            param="stream",
+            code="unsupported_parameter",
+        )
+
+    granularities = frozenset(_list(form, "timestamp_granularities", GRANULARITIES))
+    includes = frozenset(_list(form, "include", INCLUDES))
+    if "word" in granularities and response_format != "verbose_json":
+        raise InvalidRequest(
+            "timestamp_granularities[]=word requires response_format=verbose_json.",
+            param="timestamp_granularities[]",
+        )
+    if "logprobs" in includes and response_format not in ("json", "verbose_json"):
+        raise InvalidRequest(
+            "include[]=logprobs requires response_format json or verbose_json.",
+            param="include[]",
+        )
+
+    options = TranscriptionOptions(
+        task=task,
+        language=_text(form, "language") or None,
+        prompt=_text(form, "prompt") or None,
+        temperature=_temperature(form),
+        word_timestamps="word" in granularities,
+        logprobs="logprobs" in includes,
+        vad=_chunking_strategy(form),
+    )
+    return AudioRequest(upload, model, response_format, options, granularities)  # type: ignore[arg-type]
+
+
+def _text(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    if value is None:
+        return None
+    if isinstance(value, UploadFile):
+        raise InvalidRequest(f"'{name}' must be a text field, not a file.", param=name)
+    return value.strip()
+
+
+def _boolean(form: FormData, name: str) -> bool:
+    value = (_text(form, name) or "false").lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0", ""):
+        return False
+    raise InvalidRequest(f"'{name}' must be true or false, got '{value}'.", param=name)
+
+
+def _list(form: FormData, name: str, allowed: tuple[str, ...]) -> list[str]:
+    values: list[str] = []
+    for key in (f"{name}[]", name):
+        for raw in form.getlist(key):
+            if isinstance(raw, UploadFile):
+                raise InvalidRequest(f"'{key}' must be a text field.", param=f"{name}[]")
+            values += [part.strip() for part in raw.split(",") if part.strip()]
+    for value in values:
+        if value not in allowed:
+            raise InvalidRequest(
+                f"Invalid {name}[] value '{value}': expected one of {', '.join(allowed)}.",
+                param=f"{name}[]",
+            )
+    return values
+
+
+def _temperature(form: FormData) -> float:
+    raw = _text(form, "temperature")
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise InvalidRequest(
+            f"temperature must be a number between 0 and 1, got '{raw}'.", param="temperature"
+        )
+    return value
+
+
+def _chunking_strategy(form: FormData) -> VadSettings:
+    """``"auto"``, a JSON object, or ``chunking_strategy[key]`` fields -> VAD settings."""
+    fields: dict[str, Any] = {}
+    raw = _text(form, "chunking_strategy")
+    if raw and raw != "auto":
+        try:
+            decoded = json.loads(raw)
+        except json.JSONDecodeError:
+            decoded = None
+        if not isinstance(decoded, dict):
+            raise InvalidRequest(
+                "chunking_strategy must be 'auto' or an object with type 'server_vad'.",
+                param="chunking_strategy",
+            )
+        fields = decoded
+    for key in ("type", "threshold", "prefix_padding_ms", "silence_duration_ms"):
+        value = _text(form, f"chunking_strategy[{key}]")
+        if value is not None:
+            fields[key] = value
+    if not fields:
+        return VadSettings()
+    if fields.get("type") != "server_vad":
+        raise InvalidRequest(
+            "chunking_strategy.type must be 'server_vad'.", param="chunking_strategy"
+        )
+    defaults = VadSettings()
+    return VadSettings(
+        threshold=_number(fields, "threshold", defaults.threshold, 0.0, 1.0),
+        min_silence_ms=int(
+            _number(fields, "silence_duration_ms", defaults.min_silence_ms, 0, 60_000)
+        ),
+        speech_pad_ms=int(_number(fields, "prefix_padding_ms", defaults.speech_pad_ms, 0, 10_000)),
+    )
+
+
+def _number(fields: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
+    if key not in fields:
+        return default
+    try:
+        value = float(fields[key])
+    except (TypeError, ValueError):
+        value = math.nan
+    if not low <= value <= high:
+        raise InvalidRequest(
+            f"chunking_strategy.{key} must be a number between {low:g} and {high:g}.",
+            param="chunking_strategy",
+        )
+    return value

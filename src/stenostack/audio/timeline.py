@@ -1,0 +1,42 @@
+"""Speech cut out of a file and laid end to end, and the map from that back to the file."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stenostack.models.base import Int16Audio
+
+
+@dataclass
+class SpeechTimeline:
+    """Maps times on the joined speech audio to times on the original file."""
+
+    spans: list[tuple[int, int]]  # sample ranges of the original file, in order
+    sample_rate: int
+    _joined_starts: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        starts, position = [], 0
+        for start, end in self.spans:
+            starts.append(position)
+            position += end - start
+        self._joined_starts = starts
+
+    def join(self, audio: Int16Audio) -> Int16Audio:
+        if not self.spans:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate([audio[start:end] for start, end in self.spans])
+
+    def to_file_time(self, seconds: float, *, is_end: bool = False) -> float:
+        """The file time of a joined-audio time; an end on a seam stays in the earlier span."""
+        if not self.spans:
+            return seconds
+        sample = seconds * self.sample_rate
+        find = bisect.bisect_left if is_end else bisect.bisect_right
+        index = max(find(self._joined_starts, sample) - 1, 0)
+        span_start, span_end = self.spans[index]
+        file_sample = span_start + (sample - self._joined_starts[index])
+        return round(min(file_sample, span_end) / self.sample_rate, 3)

@@ -1,0 +1,36 @@
+"""Engine settings, from the command line or the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from stenostack.models.sources import DEFAULT_ALIASES, DEFAULT_MODELS
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass
+class EngineSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Each entry is a bundled name, a local directory or a hub id, optionally "name=source".
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    aliases: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ALIASES))
+    device: str = "auto"  # auto | cpu | cuda
+    compute_type: str = "auto"  # auto | int8 | int8_float16 | float16 | float32 | ...
+    cpu_threads: int = 0  # 0: one per core
+    max_upload_mb: float = field(
+        default_factory=lambda: _env_float("STENOSTACK_MAX_UPLOAD_MB", 500.0)
+    )
+    max_audio_seconds: float = field(
+        default_factory=lambda: _env_float("STENOSTACK_MAX_AUDIO_SECONDS", 3 * 3600.0)
+    )
+    log_level: str = "info"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1_000_000)

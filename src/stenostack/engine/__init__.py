@@ -1,0 +1,1 @@
+"""Queueing requests and running them on the models, off the event loop."""

@@ -1,0 +1,64 @@
+"""Prometheus metrics of one engine process, kept in their own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5)
+
+
+class EngineMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "stenostack_requests",
+            "HTTP requests to the audio endpoints, by endpoint, model and status.",
+            ["endpoint", "model", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "stenostack_request_errors",
+            "Audio requests answered with an error, by endpoint, model, status and error code.",
+            ["endpoint", "model", "status", "code"],
+            registry=self.registry,
+        )
+        self.audio_seconds = Counter(
+            "stenostack_audio_seconds",
+            "Seconds of audio transcribed or translated.",
+            ["endpoint", "model"],
+            registry=self.registry,
+        )
+        self.running = Gauge(
+            "stenostack_requests_running",
+            "Requests whose audio a model is working on now.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.waiting = Gauge(
+            "stenostack_requests_waiting",
+            "Requests decoded and queued for a model.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "stenostack_request_duration_seconds",
+            "Time from request received to response ready.",
+            ["endpoint", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_time = Histogram(
+            "stenostack_queue_duration_seconds",
+            "Time a decoded request waited for its model.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.real_time_factor = Histogram(
+            "stenostack_real_time_factor",
+            "Model processing time divided by audio duration (lower is faster).",
+            ["model"],
+            buckets=RTF_BUCKETS,
+            registry=self.registry,
+        )

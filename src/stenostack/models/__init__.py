@@ -1,0 +1,1 @@
+"""Speech-to-text models behind one interface (see :mod:`stenostack.models.base`)."""

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from openai import OpenAI
+
+from tests.servers import RunningServer, engine_server
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[RunningServer]:
+    """One engine with the bundled default models, shared by the whole session."""
+    with engine_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def client(engine: RunningServer) -> OpenAI:
+    return OpenAI(base_url=f"{engine.url}/v1", api_key="unused", max_retries=0, timeout=300)
+
+
+@pytest.fixture(autouse=True)
+def _engine_still_serving(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that used the shared engine, it must still be alive and ready."""
+    yield
+    if "engine" in request.fixturenames:
+        server: RunningServer = request.getfixturevalue("engine")
+        assert server.process.poll() is None, f"engine died:\n{server.log()}"

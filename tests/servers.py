@@ -1,0 +1,66 @@
+"""Start a real engine process on a loopback port and wait until it is ready."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def engine_server(*args: str, ready_timeout: float = 180.0) -> Iterator[RunningServer]:
+    port = free_port()
+    log_file = tempfile.NamedTemporaryFile(prefix="stenostack-", suffix=".log", delete=False)
+    command = [sys.executable, "-m", "stenostack", "serve", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning", *args]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ}
+    )
+    server = RunningServer(f"http://127.0.0.1:{port}", process, Path(log_file.name))
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"engine exited with {process.returncode}:\n{server.log()}")
+            try:
+                if httpx.get(f"{server.url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"engine not ready after {ready_timeout} s:\n{server.log()}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
