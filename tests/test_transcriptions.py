@@ -26,7 +26,9 @@ WER_BOUND = {"whisper-1": 0.12, "whisper-base": 0.12, "whisper-tiny.en": 0.2}
 
 @pytest.fixture(scope="module")
 def english() -> Recording:
-    return compose([0.5, SENTENCES[0], 0.8, SENTENCES[1], 1.0, SENTENCES[2], 0.7, SENTENCES[3], 0.5])
+    return compose(
+        [0.5, SENTENCES[0], 0.8, SENTENCES[1], 1.0, SENTENCES[2], 0.7, SENTENCES[3], 0.5]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,9 @@ def strict(engine: RunningServer) -> Iterator[OpenAI]:
 
 
 @pytest.mark.parametrize("model", ["whisper-1", "whisper-tiny.en"])
-def test_json_text_and_usage(strict: OpenAI, english: Recording, english_wav: bytes, model: str) -> None:
+def test_json_text_and_usage(
+    strict: OpenAI, english: Recording, english_wav: bytes, model: str
+) -> None:
     result = strict.audio.transcriptions.create(model=model, file=("speech.wav", english_wav))
     error_rate = word_error_rate(english.text, result.text)
     print(f"{model}: WER {error_rate:.3f}: {result.text}")
@@ -56,7 +60,9 @@ def test_json_text_and_usage(strict: OpenAI, english: Recording, english_wav: by
     assert set(body) == {"text", "usage"}
 
 
-def test_verbose_json_segments_and_words(strict: OpenAI, english: Recording, english_wav: bytes) -> None:
+def test_verbose_json_segments_and_words(
+    strict: OpenAI, english: Recording, english_wav: bytes
+) -> None:
     result = strict.audio.transcriptions.create(
         model="whisper-1",
         file=("speech.wav", english_wav),
@@ -92,7 +98,9 @@ def test_verbose_json_segments_and_words(strict: OpenAI, english: Recording, eng
     assert abs(result.words[-1].end - last.end) <= tolerance + 0.4
 
 
-def test_text_format_is_plain_text(engine: RunningServer, english: Recording, english_wav: bytes) -> None:
+def test_text_format_is_plain_text(
+    engine: RunningServer, english: Recording, english_wav: bytes
+) -> None:
     response = httpx.post(
         f"{engine.url}/v1/audio/transcriptions",
         files={"file": ("speech.wav", english_wav, "audio/wav")},
@@ -123,7 +131,9 @@ def test_text_srt_vtt_through_sdk(client: OpenAI, english_wav: bytes) -> None:
     for number, block in enumerate(srt_blocks[:-1], start=1):
         index, times, cue = block.split("\n", 2)
         assert index == str(number)
-        assert re.fullmatch(f"{timing.replace('[,.]', ',')} --> {timing.replace('[,.]', ',')}", times)
+        assert re.fullmatch(
+            f"{timing.replace('[,.]', ',')} --> {timing.replace('[,.]', ',')}", times
+        )
         assert cue.strip() and "\n\n" not in cue
 
     assert vtt.startswith("WEBVTT\n\n") and vtt.endswith("\n\n")
@@ -131,7 +141,9 @@ def test_text_srt_vtt_through_sdk(client: OpenAI, english_wav: bytes) -> None:
     assert len(vtt_blocks) == len(srt_blocks) - 1
     for block in vtt_blocks:
         times, cue = block.split("\n", 1)
-        assert re.fullmatch(f"{timing.replace('[,.]', '[.]')} --> {timing.replace('[,.]', '[.]')}", times)
+        assert re.fullmatch(
+            f"{timing.replace('[,.]', '[.]')} --> {timing.replace('[,.]', '[.]')}", times
+        )
         assert cue.strip()
     # The same cue texts, in the same order, as the plain text.
     cues = " ".join(block.split("\n", 2)[2] for block in srt_blocks[:-1])
@@ -164,8 +176,12 @@ def test_sdk_form_fields_as_sent(client: OpenAI, english_wav: bytes) -> None:
         prompt="A weather report and travel notes.",
         temperature=0.0,
         include=["logprobs"],
-        chunking_strategy={"type": "server_vad", "threshold": 0.5, "silence_duration_ms": 800,
-                           "prefix_padding_ms": 300},  # fmt: skip
+        chunking_strategy={
+            "type": "server_vad",
+            "threshold": 0.5,
+            "silence_duration_ms": 800,
+            "prefix_padding_ms": 300,
+        },  # fmt: skip
     )
     assert result.logprobs
     assert all(item.logprob is not None and item.logprob <= 0 for item in result.logprobs)
