@@ -30,6 +30,15 @@ class SpeechTimeline:
             return np.zeros(0, dtype=np.int16)
         return np.concatenate([audio[start:end] for start, end in self.spans])
 
+    def seams_after_pauses(self, min_pause_seconds: float) -> list[int]:
+        """Joined-audio sample positions where at least ``min_pause_seconds`` were cut out."""
+        min_gap = min_pause_seconds * self.sample_rate
+        return [
+            self._joined_starts[i]
+            for i in range(1, len(self.spans))
+            if self.spans[i][0] - self.spans[i - 1][1] >= min_gap
+        ]
+
     def to_file_time(self, seconds: float, *, is_end: bool = False) -> float:
         """The file time of a joined-audio time; an end on a seam stays in the earlier span."""
         if not self.spans:

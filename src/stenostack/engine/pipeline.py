@@ -7,6 +7,10 @@ from stenostack.audio.timeline import SpeechTimeline
 from stenostack.audio.vad import find_speech
 from stenostack.models.base import SpeechToTextModel, Transcript, TranscriptionOptions
 
+# A pause at least this long (after VAD padding) is a hard break: decoding windows stop at
+# it, so that no segment reaches across the silence.
+LONG_PAUSE_SECONDS = 3.0
+
 
 def transcribe_audio(
     model: SpeechToTextModel, audio: DecodedAudio, options: TranscriptionOptions
@@ -24,7 +28,8 @@ def transcribe_audio(
         # Nothing but silence or noise: an empty transcript, never invented words.
         language = options.language or ("en" if "en" in model.supported_languages else "")
         return Transcript(text="", language=language, duration=audio.duration, segments=[])
-    transcript = model.transcribe(timeline.join(audio.samples), options)
+    breaks = timeline.seams_after_pauses(LONG_PAUSE_SECONDS)
+    transcript = model.transcribe(timeline.join(audio.samples), options, breaks)
     for segment in transcript.segments:
         segment.start = timeline.to_file_time(segment.start)
         segment.end = timeline.to_file_time(segment.end, is_end=True)

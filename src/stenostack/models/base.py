@@ -180,11 +180,15 @@ class SpeechToTextModel(ABC):
         """The decoder prompt for one window of audio."""
 
     @abstractmethod
-    def transcribe(self, audio: Int16Audio, options: TranscriptionOptions) -> Transcript:
+    def transcribe(
+        self, audio: Int16Audio, options: TranscriptionOptions, breaks: Sequence[int] = ()
+    ) -> Transcript:
         """Transcribe speech audio at ``audio_config.sample_rate``.
 
         Runs on a worker thread. Times in the result are on ``audio``'s own timeline; the
         engine maps them back to the uploaded file when it removed silences first.
+        ``breaks`` are sample positions where a long pause was cut out: no decoding window
+        or segment may cross one, so no segment spans the pause on the file's timeline.
         """
 
     def describe(self) -> dict[str, Any]:

@@ -107,17 +107,22 @@ class WhisperCT2(SpeechToTextModel):
             prompt = [tokenizer.sot_prev, *previous_tokens[-MAX_PROMPT_TOKENS:]]
         return prompt + list(tokenizer.sot_sequence)
 
-    def transcribe(self, audio: Int16Audio, options: TranscriptionOptions) -> Transcript:
+    def transcribe(
+        self, audio: Int16Audio, options: TranscriptionOptions, breaks: Sequence[int] = ()
+    ) -> Transcript:
         total_frames = math.ceil(len(audio) / HOP_LENGTH)
+        break_frames = sorted(math.ceil(sample / HOP_LENGTH) for sample in breaks)
         language = options.language if self.multilingual else "en"
         history = self._prompt_tokens(options.prompt)
         segments: list[Segment] = []
         logprobs: list[TokenLogprob] = []
         seek = 0
         while seek < total_frames:
-            window_frames = min(WINDOW_FRAMES, total_frames - seek)
-            if seek > 0 and window_frames < MIN_TAIL_FRAMES:
-                break
+            next_break = next((b for b in break_frames if b > seek), total_frames)
+            window_frames = min(WINDOW_FRAMES, next_break - seek)
+            if window_frames < MIN_TAIL_FRAMES:
+                seek += window_frames
+                continue
             start = seek * HOP_LENGTH
             encoded = self._encode(audio[start : start + window_frames * HOP_LENGTH])
             if language is None:
