@@ -36,13 +36,14 @@ class RunningServer:
 @contextmanager
 def engine_server(*args: str, ready_timeout: float = 180.0) -> Iterator[RunningServer]:
     port = free_port()
-    log_file = tempfile.NamedTemporaryFile(prefix="stenostack-", suffix=".log", delete=False)
+    log_path = Path(tempfile.mkdtemp(prefix="stenostack-")) / "engine.log"
     command = [sys.executable, "-m", "stenostack", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "warning", *args]  # fmt: skip
-    process = subprocess.Popen(
-        command, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ}
-    )
-    server = RunningServer(f"http://127.0.0.1:{port}", process, Path(log_file.name))
+    with log_path.open("wb") as log_file:  # the child keeps its own handle
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ}
+        )
+    server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
     try:
         deadline = time.monotonic() + ready_timeout
         while True:

@@ -114,6 +114,7 @@ def pyav_encode(
             video = container.add_stream("mpeg4", rate=10)
             video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         audio = container.add_stream(codec, rate=rate, layout=layout)
+        assert isinstance(audio, av.audio.stream.AudioStream)
         resampler = av.AudioResampler(format=audio.format.name, layout=layout, rate=rate)
         frame = av.AudioFrame.from_ndarray(samples[None, :], format="flt", layout="mono")
         frame.sample_rate = RATE

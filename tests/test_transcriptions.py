@@ -181,13 +181,13 @@ def test_sdk_form_fields_as_sent(client: OpenAI, english_wav: bytes) -> None:
             "threshold": 0.5,
             "silence_duration_ms": 800,
             "prefix_padding_ms": 300,
-        },  # fmt: skip
+        },
     )
     assert result.logprobs
     assert all(item.logprob is not None and item.logprob <= 0 for item in result.logprobs)
     joined = "".join(item.token or "" for item in result.logprobs)
     assert joined.split() == result.text.split()
-    assert list((result.logprobs[0].bytes or [])) == list((result.logprobs[0].token or "").encode())
+    assert list(result.logprobs[0].bytes or []) == list((result.logprobs[0].token or "").encode())
 
     sampled = client.audio.transcriptions.create(
         model="whisper-base", file=("speech.wav", english_wav), temperature=0.3,

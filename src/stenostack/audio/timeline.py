@@ -9,6 +9,8 @@ import numpy as np
 
 from stenostack.models.base import Int16Audio
 
+SEAM_SNAP_SECONDS = 0.02
+
 
 @dataclass
 class SpeechTimeline:
@@ -40,12 +42,17 @@ class SpeechTimeline:
         ]
 
     def to_file_time(self, seconds: float, *, is_end: bool = False) -> float:
-        """The file time of a joined-audio time; an end on a seam stays in the earlier span."""
+        """The file time of a joined-audio time.
+
+        Model times are quantised (Whisper: 20 ms), so a start just before a seam belongs to
+        the span after it and an end just after a seam to the span before it.
+        """
         if not self.spans:
             return seconds
+        snap = SEAM_SNAP_SECONDS * self.sample_rate
         sample = seconds * self.sample_rate
-        find = bisect.bisect_left if is_end else bisect.bisect_right
-        index = max(find(self._joined_starts, sample) - 1, 0)
+        probe = sample - snap if is_end else sample + snap
+        index = max(bisect.bisect_right(self._joined_starts, probe) - 1, 0)
         span_start, span_end = self.spans[index]
-        file_sample = span_start + (sample - self._joined_starts[index])
-        return round(min(file_sample, span_end) / self.sample_rate, 3)
+        offset = min(max(sample - self._joined_starts[index], 0), span_end - span_start)
+        return round((span_start + offset) / self.sample_rate, 3)

@@ -111,7 +111,7 @@ class WhisperCT2(SpeechToTextModel):
         self, audio: Int16Audio, options: TranscriptionOptions, breaks: Sequence[int] = ()
     ) -> Transcript:
         total_frames = math.ceil(len(audio) / HOP_LENGTH)
-        break_frames = sorted(math.ceil(sample / HOP_LENGTH) for sample in breaks)
+        break_frames = sorted(sample // HOP_LENGTH for sample in breaks)
         language = options.language if self.multilingual else "en"
         history = self._prompt_tokens(options.prompt)
         segments: list[Segment] = []
