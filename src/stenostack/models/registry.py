@@ -61,10 +61,12 @@ class ModelRegistry:
         cpu_threads: int = 0,
     ) -> None:
         self.specs = specs
+        names = {spec.name for spec in specs}
+        # An alias is kept only when it names no served model and points at one.
         self.aliases = {
             alias: target
             for alias, target in aliases.items()
-            if alias not in {spec.name for spec in specs} and target in {s.name for s in specs}
+            if alias not in names and target in names
         }
         self.placement = placement
         self.cpu_threads = cpu_threads
