@@ -57,6 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="Longest accepted audio (env STENOSTACK_MAX_AUDIO_SECONDS).",
     )
     serve.add_argument(
+        "--max-queued-audio-seconds",
+        type=float,
+        default=defaults.max_queued_audio_seconds,
+        help="Backpressure: audio seconds a model may have queued or running before new "
+        "requests get 429 with Retry-After (env STENOSTACK_MAX_QUEUED_AUDIO_SECONDS).",
+    )
+    serve.add_argument(
+        "--batch-gather-ms",
+        type=float,
+        default=defaults.batch_gather_ms,
+        help="Longest a batch waits for requests still being decoded to join it; a lone "
+        "request never waits.",
+    )
+    serve.add_argument(
         "--log-level",
         default=defaults.log_level,
         choices=["critical", "error", "warning", "info", "debug"],
@@ -74,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu_threads=args.cpu_threads,
         max_upload_mb=args.max_upload_mb,
         max_audio_seconds=args.max_audio_seconds,
+        max_queued_audio_seconds=args.max_queued_audio_seconds,
+        batch_gather_ms=args.batch_gather_ms,
         log_level=args.log_level,
     )
     if args.models:

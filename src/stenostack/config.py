@@ -29,6 +29,12 @@ class EngineSettings:
     max_audio_seconds: float = field(
         default_factory=lambda: _env_float("STENOSTACK_MAX_AUDIO_SECONDS", 3 * 3600.0)
     )
+    # Backpressure: seconds of audio each model may hold admitted and unfinished (429 past it).
+    max_queued_audio_seconds: float = field(
+        default_factory=lambda: _env_float("STENOSTACK_MAX_QUEUED_AUDIO_SECONDS", 7200.0)
+    )
+    # How long a batch may wait for requests still being decoded to join it.
+    batch_gather_ms: float = 10.0
     log_level: str = "info"
 
     @property

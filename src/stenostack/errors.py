@@ -93,3 +93,27 @@ class ServiceUnavailable(APIError):
         super().__init__(
             message, code="service_unavailable", headers={"Retry-After": str(retry_after_s)}
         )
+
+
+class EngineOverloaded(APIError):
+    """The model's queue is full; the caller (or a router) should retry later (429)."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(
+            message,
+            code="engine_overloaded",
+            headers={"Retry-After": str(retry_after_s), "x-should-retry": "true"},
+        )
+
+
+class ClientDisconnected(APIError):
+    """The caller went away before the answer was ready; its work was cancelled."""
+
+    status_code = 499  # nginx's "client closed request": only ever seen in metrics and logs
+    error_type = "invalid_request_error"
+
+    def __init__(self) -> None:
+        super().__init__("The client closed the connection.", code="client_disconnected")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5)
 
 
@@ -37,8 +38,22 @@ class EngineMetrics:
         )
         self.waiting = Gauge(
             "stenostack_requests_waiting",
-            "Requests decoded and queued for a model.",
+            "Requests decoded and queued for a model, none of their work started yet.",
             ["model"],
+            registry=self.registry,
+        )
+        self.queued_audio_seconds = Gauge(
+            "stenostack_queued_audio_seconds",
+            "Seconds of audio admitted and not yet finished (queued or running), per model. "
+            "New requests are refused with 429 past the configured bound.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "stenostack_batch_size",
+            "Requests' steps run together in one model call, by kind of call.",
+            ["model", "step"],
+            buckets=BATCH_SIZE_BUCKETS,
             registry=self.registry,
         )
         self.latency = Histogram(
@@ -50,7 +65,7 @@ class EngineMetrics:
         )
         self.queue_time = Histogram(
             "stenostack_queue_duration_seconds",
-            "Time a decoded request waited for its model.",
+            "Time a decoded request waited for its first model call.",
             ["model"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

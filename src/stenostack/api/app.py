@@ -17,7 +17,7 @@ from stenostack.api.errors import install_error_handlers
 from stenostack.api.limits import UploadLimitMiddleware
 from stenostack.api.request_id import RequestIdMiddleware
 from stenostack.config import EngineSettings
-from stenostack.engine.engine import Engine
+from stenostack.engine.engine import Engine, SchedulingSettings
 from stenostack.metrics import EngineMetrics
 from stenostack.models.registry import ModelRegistry
 
@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
     metrics = EngineMetrics()
-    engine = Engine(registry, metrics, settings.max_audio_seconds)
+    scheduling = SchedulingSettings(
+        max_queued_audio_seconds=settings.max_queued_audio_seconds,
+        gather_window_s=settings.batch_gather_ms / 1000,
+    )
+    engine = Engine(registry, metrics, settings.max_audio_seconds, scheduling)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -11,11 +14,12 @@ from starlette.responses import Response
 from stenostack.api.formats import render
 from stenostack.api.forms import parse_audio_form, read_form
 from stenostack.engine.engine import Engine
-from stenostack.errors import APIError
+from stenostack.errors import APIError, ClientDisconnected
 from stenostack.metrics import EngineMetrics
 from stenostack.models.base import Task
 
 router = APIRouter()
+ResultT = TypeVar("ResultT")
 
 
 @router.post("/v1/audio/transcriptions", summary="Transcribe audio into text (OpenAI-compatible)")
@@ -41,8 +45,9 @@ async def _handle(request: Request, task: Task, endpoint: str) -> Response:
         try:
             audio_request = parse_audio_form(form, task)
             model_label = engine.registry.root_name(audio_request.model)
-            result = await engine.run(
-                audio_request.model, audio_request.file.file, audio_request.options
+            result = await _unless_disconnected(
+                request,
+                engine.run(audio_request.model, audio_request.file.file, audio_request.options),
             )
         finally:
             await form.close()
@@ -58,3 +63,27 @@ async def _handle(request: Request, task: Task, endpoint: str) -> Response:
         if status >= 400:
             metrics.errors.labels(endpoint, model_label, str(status), code).inc()
         metrics.latency.labels(endpoint, model_label).observe(time.perf_counter() - started)
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[ResultT]) -> ResultT:
+    """Await ``work``; if the client hangs up first, cancel it (and its queued model work)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise ClientDisconnected()
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has closed the connection (the body is already read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -1,8 +1,9 @@
-"""The engine: runs each request's decode and model work on worker threads.
+"""The engine: takes a request from upload to transcript, off the event loop.
 
-Decoding (PyAV) runs on a pool sized to the cores. Each model has one worker thread that
-owns its calls: CTranslate2 already spreads one call over the cores, and one call at a time
-keeps a model's memory and latency predictable. Requests wait for that worker in order.
+Decoding (PyAV) and voice activity detection run on a pool of threads sized to the cores.
+Each model then has one scheduler thread (see :mod:`stenostack.engine.scheduler`) that
+batches the model calls of every request in flight; CTranslate2 releases the GIL and spreads
+each call over the cores, so the event loop stays free to serve HTTP while the model works.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from stenostack.audio.decode import DecodedAudio, decode_audio
-from stenostack.engine.pipeline import transcribe_audio
+from stenostack.engine.admission import AudioQueueBound
+from stenostack.engine.pipeline import (
+    PreparedAudio,
+    finish_transcript,
+    prepare_audio,
+    silent_transcript,
+)
+from stenostack.engine.scheduler import BatchScheduler
 from stenostack.metrics import EngineMetrics
 from stenostack.models.base import SpeechToTextModel, Transcript, TranscriptionOptions
 from stenostack.models.registry import ModelRegistry
@@ -27,17 +35,31 @@ class EngineResult:
     model: SpeechToTextModel
 
 
+@dataclass(frozen=True)
+class SchedulingSettings:
+    # Audio seconds each model may have admitted and unfinished before it answers 429.
+    max_queued_audio_seconds: float = 7200.0
+    # How long a batch may wait for requests that are being decoded to join it.
+    gather_window_s: float = 0.01
+
+
 class Engine:
     def __init__(
-        self, registry: ModelRegistry, metrics: EngineMetrics, max_audio_seconds: float
+        self,
+        registry: ModelRegistry,
+        metrics: EngineMetrics,
+        max_audio_seconds: float,
+        scheduling: SchedulingSettings | None = None,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
         self.max_audio_seconds = max_audio_seconds
-        self._decoders = ThreadPoolExecutor(
-            max_workers=max(os.cpu_count() or 1, 1), thread_name_prefix="decode"
+        self.scheduling = scheduling or SchedulingSettings()
+        self._preparers = ThreadPoolExecutor(
+            max_workers=max(os.cpu_count() or 1, 1), thread_name_prefix="prepare"
         )
-        self._workers: dict[str, ThreadPoolExecutor] = {}
+        self._schedulers: dict[str, BatchScheduler] = {}
+        self._bounds: dict[str, AudioQueueBound] = {}
 
     def model_for(
         self, name: str, options: TranscriptionOptions
@@ -50,50 +72,59 @@ class Engine:
     async def run(
         self, model_name: str, source: BinaryIO, options: TranscriptionOptions
     ) -> EngineResult:
+        """Transcribe ``source``. Cancelling the caller's task cancels the remaining work."""
         root, model, options = self.model_for(model_name, options)
+        scheduler = self._scheduler(root, model)
         loop = asyncio.get_running_loop()
-        audio: DecodedAudio = await loop.run_in_executor(
-            self._decoders,
-            decode_audio,
-            source,
-            model.audio_config.sample_rate,
-            self.max_audio_seconds,
-        )
-        waiting = self.metrics.waiting.labels(root)
-        waiting.inc()
-        queued_at = time.perf_counter()
-
-        started_work = False
-
-        def work() -> Transcript:
-            nonlocal started_work
-            started_work = True
-            waiting.dec()
-            started = time.perf_counter()
-            self.metrics.queue_time.labels(root).observe(started - queued_at)
-            with self.metrics.running.labels(root).track_inprogress():
-                transcript = transcribe_audio(model, audio, options)
-            if audio.duration > 0:
-                rtf = (time.perf_counter() - started) / audio.duration
-                self.metrics.real_time_factor.labels(root).observe(rtf)
-            return transcript
-
-        try:
-            transcript = await loop.run_in_executor(self._worker(root), work)
-        except asyncio.CancelledError:
-            if not started_work:  # dropped from the queue before it ran
-                waiting.dec()
-            raise
-        return EngineResult(transcript, model)
-
-    def _worker(self, root: str) -> ThreadPoolExecutor:
-        if root not in self._workers:
-            self._workers[root] = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"model-{root}"
+        with scheduler.preparing():
+            prepared: PreparedAudio = await loop.run_in_executor(
+                self._preparers, self._prepare, model, source, options
             )
-        return self._workers[root]
+        if prepared.is_silent:
+            return EngineResult(silent_transcript(model, options, prepared.duration), model)
+
+        bound = self._bound(root)
+        bound.admit(prepared.duration, scheduler.busy_seconds())
+        self.metrics.queued_audio_seconds.labels(root).inc(prepared.duration)
+        finished = False
+        started = time.perf_counter()
+        ticket = scheduler.submit(
+            model.start_transcription(prepared.speech, options, prepared.breaks)
+        )
+        try:
+            transcript = await asyncio.wrap_future(ticket.future)
+            finished = True
+        except asyncio.CancelledError:
+            ticket.cancel()
+            raise
+        finally:
+            bound.release(prepared.duration, finished=finished)
+            self.metrics.queued_audio_seconds.labels(root).dec(prepared.duration)
+        if prepared.duration > 0:
+            rtf = (time.perf_counter() - started) / prepared.duration
+            self.metrics.real_time_factor.labels(root).observe(rtf)
+        return EngineResult(finish_transcript(transcript, prepared), model)
+
+    def _prepare(
+        self, model: SpeechToTextModel, source: BinaryIO, options: TranscriptionOptions
+    ) -> PreparedAudio:
+        sample_rate = model.audio_config.sample_rate
+        audio: DecodedAudio = decode_audio(source, sample_rate, self.max_audio_seconds)
+        return prepare_audio(model, audio, options)
+
+    def _scheduler(self, root: str, model: SpeechToTextModel) -> BatchScheduler:
+        if root not in self._schedulers:
+            self._schedulers[root] = BatchScheduler(
+                root, model, self.metrics, self.scheduling.gather_window_s
+            )
+        return self._schedulers[root]
+
+    def _bound(self, root: str) -> AudioQueueBound:
+        if root not in self._bounds:
+            self._bounds[root] = AudioQueueBound(root, self.scheduling.max_queued_audio_seconds)
+        return self._bounds[root]
 
     def shutdown(self) -> None:
-        self._decoders.shutdown(wait=False, cancel_futures=True)
-        for worker in self._workers.values():
-            worker.shutdown(wait=False, cancel_futures=True)
+        self._preparers.shutdown(wait=False, cancel_futures=True)
+        for scheduler in self._schedulers.values():
+            scheduler.close()

@@ -4,13 +4,19 @@ The HTTP layer and the engine talk only to :class:`SpeechToTextModel`; a new mod
 is a new subclass and needs no change above this package. The shape follows vLLM's
 ``SupportsTranscription``: a model declares its languages, its capabilities and its audio
 config, validates what a request asks of it, builds its own decoder prompt and reports usage.
+
+A transcription is a :data:`TranscriptionJob`: a generator that yields one
+:class:`ModelStep` at a time (encode this window, decode that one) and receives its
+result. The engine's scheduler runs the pending steps of many jobs together, one batched
+model call per group of steps with the same ``batch_key``; run alone, a job is an ordinary
+sequential transcription. Either way the job's own logic, and so its output, is the same.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -111,6 +117,19 @@ class Transcript:
         return [word for segment in self.segments for word in segment.words]
 
 
+class ModelStep(ABC):
+    """One request's share of one model call. Steps with equal keys run as one batch."""
+
+    @property
+    @abstractmethod
+    def batch_key(self) -> Hashable:
+        """Steps with the same key can share one batched call (same kind, shapes, options)."""
+
+
+#: Yields steps, is sent each step's result, returns the transcript.
+TranscriptionJob = Generator[ModelStep, Any, Transcript]
+
+
 class SpeechToTextModel(ABC):
     """A loaded model that turns audio into a transcript."""
 
@@ -180,16 +199,37 @@ class SpeechToTextModel(ABC):
         """The decoder prompt for one window of audio."""
 
     @abstractmethod
+    def start_transcription(
+        self, audio: Int16Audio, options: TranscriptionOptions, breaks: Sequence[int] = ()
+    ) -> TranscriptionJob:
+        """A job that transcribes speech audio at ``audio_config.sample_rate``.
+
+        Times in the result are on ``audio``'s own timeline; the engine maps them back to
+        the uploaded file when it removed silences first. ``breaks`` are sample positions
+        where a long pause was cut out: no decoding window or segment may cross one, so no
+        segment spans the pause on the file's timeline.
+        """
+
+    @abstractmethod
+    def run_batch(self, steps: Sequence[ModelStep]) -> list[Any]:
+        """Run steps that share one ``batch_key`` as one model call; one result per step."""
+
+    def max_batch_size(self, step: ModelStep) -> int:
+        """How many steps like ``step`` one call may take (the scheduler's batch cap)."""
+        return 1
+
     def transcribe(
         self, audio: Int16Audio, options: TranscriptionOptions, breaks: Sequence[int] = ()
     ) -> Transcript:
-        """Transcribe speech audio at ``audio_config.sample_rate``.
-
-        Runs on a worker thread. Times in the result are on ``audio``'s own timeline; the
-        engine maps them back to the uploaded file when it removed silences first.
-        ``breaks`` are sample positions where a long pause was cut out: no decoding window
-        or segment may cross one, so no segment spans the pause on the file's timeline.
-        """
+        """Run one job alone, step by step (blocking)."""
+        job = self.start_transcription(audio, options, breaks)
+        try:
+            step = next(job)
+            while True:
+                step = job.send(self.run_batch([step])[0])
+        except StopIteration as done:
+            transcript: Transcript = done.value
+            return transcript
 
     def describe(self) -> dict[str, Any]:
         """Capabilities as listed by ``GET /v1/models``."""

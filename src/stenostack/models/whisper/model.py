@@ -1,16 +1,21 @@
 """Whisper on CTranslate2: the first implementation of :class:`SpeechToTextModel`.
 
-A transcription walks the audio in 30 s windows. Each window is encoded once, decoded with
-Whisper's temperature fallback, cut into segments at timestamp tokens, and (when asked)
-aligned word by word. The next window starts where the last finished segment ended, and
-its prompt carries the text decoded so far, as in Whisper's own ``transcribe``.
+A transcription walks the audio in windows of up to 30 s. Each window is encoded once,
+decoded with Whisper's temperature fallback, cut into segments at timestamp tokens, and
+(when asked) aligned word by word. The next window starts where the last finished segment
+ended, and its prompt carries the text decoded so far, as in Whisper's own ``transcribe``.
+
+The loop is written as a job (see :mod:`stenostack.models.base`): every model call is a
+step the engine may batch with other requests' steps. A window shorter than 30 s is encoded
+with an input sized to it; if that makes the decoder loop, the window is encoded again with
+full padding and decoded afresh.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,23 +23,25 @@ from typing import Any
 import ctranslate2
 import numpy as np
 import tokenizers
-from faster_whisper.feature_extractor import FeatureExtractor
 from faster_whisper.tokenizer import Tokenizer
 
 from stenostack.models.base import (
     AudioConfig,
     Capabilities,
     Int16Audio,
+    ModelStep,
     Segment,
     SpeechToTextModel,
     Task,
     TokenLogprob,
     Transcript,
+    TranscriptionJob,
     TranscriptionOptions,
     Word,
 )
 from stenostack.models.languages import NO_SPACE_LANGUAGES, WHISPER_LANGUAGES
 from stenostack.models.whisper.decoding import (
+    COMPRESSION_RATIO_THRESHOLD,
     PROMPT_RESET_TEMPERATURE,
     DecodeAttempt,
     RawSegment,
@@ -43,19 +50,39 @@ from stenostack.models.whisper.decoding import (
     split_by_timestamps,
     temperature_ladder,
 )
+from stenostack.models.whisper.steps import (
+    HOP_LENGTH,
+    MAX_DECODER_TOKENS,
+    SAMPLE_RATE,
+    WINDOW_FRAMES,
+    Align,
+    DetectLanguage,
+    Encode,
+    Encoded,
+    Generate,
+    Hypotheses,
+    WhisperStepRunner,
+    encoder_input_frames,
+    token_limit,
+)
 from stenostack.models.whisper.words import aligned_words, token_jump_times, token_logprobs
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
-HOP_LENGTH = 160  # samples per mel frame (10 ms)
-WINDOW_FRAMES = 3000  # 30 s
-WINDOW_SAMPLES = WINDOW_FRAMES * HOP_LENGTH
-MAX_DECODER_TOKENS = 448
 MAX_PROMPT_TOKENS = MAX_DECODER_TOKENS // 2 - 1
-SAMPLING_BEST_OF = 5
-# A tail shorter than this after the last window holds no word worth a 30 s encoder pass.
+# Previous text is trimmed to one of these lengths, so that windows of different requests
+# have prompts of the same shape and can be decoded in one batch.
+PROMPT_LENGTH_BUCKETS = (0, 8, 16, 32, 64, 128, MAX_PROMPT_TOKENS)
+# A tail shorter than this after the last window holds no word worth an encoder pass.
 MIN_TAIL_FRAMES = 10
+
+WindowDecode = Generator[ModelStep, Any, DecodeAttempt | None]
+
+
+def trim_to_bucket(tokens: Sequence[int]) -> list[int]:
+    """The most recent tokens, as many as the largest bucket that fits."""
+    kept = max(b for b in PROMPT_LENGTH_BUCKETS if b <= len(tokens))
+    return list(tokens[len(tokens) - kept :])
 
 
 class WhisperCT2(SpeechToTextModel):
@@ -79,7 +106,7 @@ class WhisperCT2(SpeechToTextModel):
         )
         self._hf_tokenizer = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.multilingual: bool = bool(self._model.is_multilingual)
-        self._features = FeatureExtractor(feature_size=self._model.n_mels)
+        self._runner = WhisperStepRunner(self._model, on_gpu=device == "cuda")
         if self.multilingual:
             self.supported_languages = {
                 code: name
@@ -107,13 +134,14 @@ class WhisperCT2(SpeechToTextModel):
             prompt = [tokenizer.sot_prev, *previous_tokens[-MAX_PROMPT_TOKENS:]]
         return prompt + list(tokenizer.sot_sequence)
 
-    def transcribe(
+    def start_transcription(
         self, audio: Int16Audio, options: TranscriptionOptions, breaks: Sequence[int] = ()
-    ) -> Transcript:
+    ) -> TranscriptionJob:
         total_frames = math.ceil(len(audio) / HOP_LENGTH)
         break_frames = sorted(sample // HOP_LENGTH for sample in breaks)
         language = options.language if self.multilingual else "en"
-        history = self._prompt_tokens(options.prompt)
+        user_prompt = self._prompt_tokens(options.prompt)
+        history = list(user_prompt)
         segments: list[Segment] = []
         logprobs: list[TokenLogprob] = []
         seek = 0
@@ -124,12 +152,25 @@ class WhisperCT2(SpeechToTextModel):
                 seek += window_frames
                 continue
             start = seek * HOP_LENGTH
-            encoded = self._encode(audio[start : start + window_frames * HOP_LENGTH])
+            window = audio[start : start + window_frames * HOP_LENGTH]
+            input_frames = encoder_input_frames(window_frames)
+            encoded: Encoded = yield Encode(window, input_frames)
             if language is None:
-                language = self._detect_language(encoded)
+                language = self._pick_language((yield DetectLanguage(encoded)))
             tokenizer = self._tokenizer(options.task, language)
-            prompt = self.build_prompt(options, language, history)
-            attempt = self._decode(encoded, prompt, tokenizer, options.temperature)
+            # The user's prompt is kept whole; decoded text is trimmed to a shared length.
+            context = history if history == user_prompt else trim_to_bucket(history)
+            prompt = self.build_prompt(options, language, context)
+            attempt = yield from self._decode(
+                encoded, prompt, tokenizer, options.temperature, window_frames, input_frames
+            )
+            if attempt is None:
+                log.debug("window at %d looped on a %d-frame input; padding", seek, input_frames)
+                encoded = yield Encode(window, WINDOW_FRAMES)
+                attempt = yield from self._decode(
+                    encoded, prompt, tokenizer, options.temperature, window_frames, WINDOW_FRAMES
+                )
+                assert attempt is not None  # a full-length window never counts as looping
             if attempt.is_silence:
                 seek += window_frames
                 continue
@@ -139,8 +180,12 @@ class WhisperCT2(SpeechToTextModel):
                 for i, raw in enumerate(split.segments)
             ]
             if window_segments and (options.word_timestamps or options.logprobs):
-                logprobs += self._align(
-                    encoded, tokenizer, split.segments, window_segments, seek, window_frames
+                text_tokens = [token for raw in split.segments for token in raw.tokens]
+                alignment = yield Align(
+                    encoded, tuple(tokenizer.sot_sequence), text_tokens, window_frames
+                )
+                logprobs += self._attach_words(
+                    alignment, tokenizer, split.segments, window_segments, seek
                 )
             segments += window_segments
             history += [token for raw in split.segments for token in raw.tokens]
@@ -158,17 +203,15 @@ class WhisperCT2(SpeechToTextModel):
             logprobs=logprobs if options.logprobs else None,
         )
 
+    def run_batch(self, steps: Sequence[ModelStep]) -> list[Any]:
+        return self._runner.run(steps)
+
+    def max_batch_size(self, step: ModelStep) -> int:
+        return self._runner.max_batch_size(step)
+
     # -- steps of one window -------------------------------------------------------------
 
-    def _encode(self, samples: Int16Audio) -> ctranslate2.StorageView:
-        waveform = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
-        waveform[: len(samples)] = samples.astype(np.float32) / 32768.0
-        mel = self._features(waveform, padding=0)[:, :WINDOW_FRAMES]
-        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None]))
-        return self._model.encode(features, to_cpu=False)
-
-    def _detect_language(self, encoded: ctranslate2.StorageView) -> str:
-        ranked: list[tuple[str, float]] = self._model.detect_language(encoded)[0]
+    def _pick_language(self, ranked: list[tuple[str, float]]) -> str:
         for token, _probability in ranked:
             code = token.strip("<|>")
             if code in self.supported_languages:
@@ -177,46 +220,42 @@ class WhisperCT2(SpeechToTextModel):
 
     def _decode(
         self,
-        encoded: ctranslate2.StorageView,
+        encoded: Encoded,
         prompt: list[int],
         tokenizer: Tokenizer,
         temperature: float,
-    ) -> DecodeAttempt:
+        window_frames: int,
+        input_frames: int,
+    ) -> WindowDecode:
+        """Decode with Whisper's temperature fallback, redoing only this window.
+
+        Returns None when a shortened input made the decoder loop (too many tokens for the
+        audio, or text that compresses like a loop): the caller pads the window to 30 s.
+        """
+        shortened = input_frames < WINDOW_FRAMES
+        limit = token_limit(window_frames, input_frames, len(prompt))
+        sot_index = prompt.index(tokenizer.sot)
         attempts = []
         for t in temperature_ladder(temperature):
-            sampling: dict[str, Any] = (
-                {}
-                if t == 0
-                else {
-                    "sampling_topk": 0,
-                    "sampling_temperature": t,
-                    "num_hypotheses": SAMPLING_BEST_OF,
-                }
-            )
-            result = self._model.generate(
-                encoded,
-                [prompt],
-                beam_size=1,
-                max_length=MAX_DECODER_TOKENS,
-                return_scores=True,
-                return_no_speech_prob=True,
-                suppress_blank=True,
-                suppress_tokens=[-1],
-                **sampling,
-            )[0]
-            best = int(np.argmax(result.scores))
-            tokens: list[int] = list(result.sequences_ids[best])
+            hypotheses: Hypotheses = yield Generate(encoded, prompt, sot_index, t, limit)
+            best = int(np.argmax(hypotheses.scores))
+            tokens = hypotheses.sequences[best]
             text = tokenizer.decode([tok for tok in tokens if tok < tokenizer.timestamp_begin])
             # CTranslate2 scores are normalised by length; Whisper averages over length + 1.
-            avg_logprob = result.scores[best] * len(tokens) / (len(tokens) + 1)
+            avg_logprob = hypotheses.scores[best] * len(tokens) / (len(tokens) + 1)
             attempt = DecodeAttempt(
                 tokens=tokens,
                 text=text,
                 temperature=t,
                 avg_logprob=avg_logprob,
                 compression_ratio=compression_ratio(text),
-                no_speech_prob=result.no_speech_prob,
+                no_speech_prob=hypotheses.no_speech_prob,
             )
+            looping = (
+                len(tokens) >= limit or attempt.compression_ratio > COMPRESSION_RATIO_THRESHOLD
+            )
+            if shortened and looping:
+                return None
             attempts.append(attempt)
             if not attempt.needs_fallback:
                 return attempt
@@ -239,20 +278,16 @@ class WhisperCT2(SpeechToTextModel):
             no_speech_prob=attempt.no_speech_prob,
         )
 
-    def _align(
+    def _attach_words(
         self,
-        encoded: ctranslate2.StorageView,
+        alignment: Any,
         tokenizer: Tokenizer,
         raw_segments: list[RawSegment],
         segments: list[Segment],
         seek: int,
-        window_frames: int,
     ) -> list[TokenLogprob]:
-        """Attach words to ``segments``; return the window's token log probabilities."""
+        """Attach timed words to ``segments``; return the window's token log probabilities."""
         text_tokens = [token for raw in raw_segments for token in raw.tokens]
-        alignment = self._model.align(
-            encoded, list(tokenizer.sot_sequence), [text_tokens], window_frames
-        )[0]
         probs: list[float] = list(alignment.text_token_probs)
         words, word_tokens = tokenizer.split_to_word_tokens([*text_tokens, tokenizer.eot])
         words, word_tokens = words[:-1], word_tokens[:-1]  # drop the end-of-text "word"

@@ -1,0 +1,242 @@
+"""One model's scheduler: it runs the steps of every in-flight request in shared batches.
+
+Each request is a job (see :mod:`stenostack.models.base`) with at most one step pending.
+The scheduler's thread repeatedly takes the step that has waited longest, batches it with
+every other pending step of the same shape (up to the model's cap), runs that one model
+call and hands each job its result. Taking the oldest step first interleaves requests: a
+long file gets one window per batch and then goes to the back, so short requests that
+arrive behind it are not starved, and a request that conditions on its own previous text
+still runs its windows in order.
+
+A lone request runs at once. Only while other requests are being decoded (and so about to
+arrive) does the scheduler hold a batch back, for at most the gather window, to let them
+join it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from stenostack.metrics import EngineMetrics
+from stenostack.models.base import ModelStep, SpeechToTextModel, Transcript, TranscriptionJob
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Entry:
+    job: TranscriptionJob
+    future: Future[Transcript]
+    submitted_at: float
+    step: ModelStep | None = None
+    ready_since: float = 0.0
+    started: bool = False
+    primed: bool = False
+    cancelled: bool = False
+
+
+@dataclass(eq=False)
+class Ticket:
+    """A submitted job: its future, and a way to drop its remaining steps."""
+
+    future: Future[Transcript]
+    _cancel: Callable[[], None] = field(repr=False)
+
+    def cancel(self) -> None:
+        self._cancel()
+
+
+class BatchScheduler:
+    def __init__(
+        self,
+        model_name: str,
+        model: SpeechToTextModel,
+        metrics: EngineMetrics,
+        gather_window_s: float = 0.01,
+    ) -> None:
+        self.model_name = model_name
+        self.model = model
+        self.gather_window_s = gather_window_s
+        self._metrics = metrics
+        self._cond = threading.Condition()
+        self._entries: list[_Entry] = []
+        self._preparing = 0
+        self._closed = False
+        # Model time spent per second of audio finished, for Retry-After estimates.
+        self._busy_seconds = 0.0
+        self._thread = threading.Thread(
+            target=self._run, name=f"scheduler-{model_name}", daemon=True
+        )
+        self._thread.start()
+
+    # -- called from the event loop ------------------------------------------------------
+
+    def preparing(self) -> _Preparing:
+        """Mark a request as on its way (being decoded), so batches may wait for it."""
+        return _Preparing(self)
+
+    def submit(self, job: TranscriptionJob) -> Ticket:
+        entry = _Entry(job=job, future=Future(), submitted_at=time.perf_counter())
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the scheduler is shut down")
+            self._entries.append(entry)
+            self._metrics.waiting.labels(self.model_name).inc()
+            self._cond.notify_all()
+        return Ticket(entry.future, lambda: self._cancel(entry))
+
+    def busy_seconds(self) -> float:
+        """Total time the model has spent in batched calls so far."""
+        return self._busy_seconds
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            entries, self._entries = self._entries, []
+            self._cond.notify_all()
+        for entry in entries:
+            entry.job.close()
+            entry.future.cancel()
+
+    # -- the scheduler thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            steps = [entry.step for entry in batch if entry.step is not None]
+            kind = type(steps[0]).__name__
+            self._metrics.batch_size.labels(self.model_name, kind).observe(len(steps))
+            started = time.perf_counter()
+            try:
+                results = self.model.run_batch(steps)
+            except Exception as exc:  # a model failure fails this batch, not the scheduler
+                log.exception("%s: a %s batch of %d failed", self.model_name, kind, len(steps))
+                for entry in batch:
+                    self._finish(entry, error=exc)
+                continue
+            finally:
+                self._busy_seconds += time.perf_counter() - started
+            for entry, result in zip(batch, results, strict=True):
+                self._advance(entry, result)
+
+    def _next_batch(self) -> list[_Entry] | None:
+        """Wait for pending steps; return the batch to run next (None once closed)."""
+        gathered = False
+        while True:
+            with self._cond:
+                while not self._closed and not self._entries:
+                    self._cond.wait()
+                if self._closed:
+                    return None
+                self._drop_cancelled()
+                fresh = [entry for entry in self._entries if not entry.primed]
+            for entry in fresh:  # run each new job up to its first step
+                entry.primed = True
+                self._advance(entry, None)
+            with self._cond:
+                self._drop_cancelled()
+                batch = self._pick()
+                if not batch:
+                    if all(entry.primed for entry in self._entries):
+                        self._cond.wait(self.gather_window_s)
+                    continue
+                if not gathered and self._preparing and len(batch) < self._cap(batch):
+                    # Requests are being decoded: give them one short chance to join.
+                    gathered = True
+                    deadline = time.perf_counter() + self.gather_window_s
+                    while self._preparing and (remaining := deadline - time.perf_counter()) > 0:
+                        self._cond.wait(remaining)
+                        if any(not entry.primed for entry in self._entries):
+                            break
+                    continue
+                now = time.perf_counter()
+                for entry in batch:
+                    if not entry.started:
+                        entry.started = True
+                        self._metrics.waiting.labels(self.model_name).dec()
+                        self._metrics.running.labels(self.model_name).inc()
+                        self._metrics.queue_time.labels(self.model_name).observe(
+                            now - entry.submitted_at
+                        )
+                return batch
+
+    def _pick(self) -> list[_Entry]:
+        ready = [e for e in self._entries if e.step is not None and not e.cancelled]
+        if not ready:
+            return []
+        ready.sort(key=lambda entry: entry.ready_since)
+        first = ready[0]
+        assert first.step is not None
+        key = first.step.batch_key
+        same = [e for e in ready if e.step is not None and e.step.batch_key == key]
+        return same[: self.model.max_batch_size(first.step)]
+
+    def _cap(self, batch: list[_Entry]) -> int:
+        step = batch[0].step
+        return self.model.max_batch_size(step) if step is not None else 1
+
+    def _advance(self, entry: _Entry, result: Any) -> None:
+        """Send ``result`` into the job; keep its next step, or finish it."""
+        if entry.cancelled:
+            self._finish(entry)
+            return
+        try:
+            entry.step = entry.job.send(result)
+            entry.ready_since = time.perf_counter()
+        except StopIteration as done:
+            self._finish(entry, transcript=done.value)
+        except Exception as exc:
+            log.exception("%s: a transcription job failed", self.model_name)
+            self._finish(entry, error=exc)
+
+    def _finish(
+        self,
+        entry: _Entry,
+        transcript: Transcript | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        with self._cond:
+            if entry not in self._entries:
+                return
+            self._entries.remove(entry)
+            gauge = self._metrics.running if entry.started else self._metrics.waiting
+            gauge.labels(self.model_name).dec()
+        entry.step = None
+        if transcript is not None:
+            entry.future.set_result(transcript)
+        elif error is not None:
+            entry.future.set_exception(error)
+        else:
+            entry.job.close()
+            entry.future.cancel()
+
+    def _drop_cancelled(self) -> None:
+        for entry in [e for e in self._entries if e.cancelled]:
+            self._finish(entry)  # the condition's lock is re-entrant
+
+    def _cancel(self, entry: _Entry) -> None:
+        with self._cond:
+            entry.cancelled = True
+            self._cond.notify_all()
+
+
+class _Preparing:
+    def __init__(self, scheduler: BatchScheduler) -> None:
+        self._scheduler = scheduler
+
+    def __enter__(self) -> None:
+        with self._scheduler._cond:
+            self._scheduler._preparing += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._scheduler._cond:
+            self._scheduler._preparing -= 1
+            self._scheduler._cond.notify_all()

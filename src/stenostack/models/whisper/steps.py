@@ -1,0 +1,227 @@
+"""Whisper's model calls as batchable steps, and the runner that batches them.
+
+Each step is one request's share of one CTranslate2 call. Steps batch together only when
+CTranslate2 allows it: the same encoder length (it has no padding mask), for ``generate``
+the same prompt shape (``<|startoftranscript|>`` at one position, one prompt length) and
+one temperature, for ``align`` one start sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import ctranslate2
+import numpy as np
+import numpy.typing as npt
+from faster_whisper.feature_extractor import FeatureExtractor
+
+from stenostack.models.base import Int16Audio, ModelStep
+
+SAMPLE_RATE = 16_000
+HOP_LENGTH = 160  # samples per mel frame (10 ms)
+WINDOW_FRAMES = 3000  # 30 s: the encoder input Whisper was trained on
+MAX_DECODER_TOKENS = 448
+SAMPLING_BEST_OF = 5
+
+StepT = TypeVar("StepT", bound=ModelStep)
+
+#: The encoder's output for one window: [encoder positions, model width].
+Encoded = npt.NDArray[np.floating[Any]]
+
+
+# -- short work stays short ----------------------------------------------------------------
+
+# A window shorter than 30 s is encoded with an input sized to it, rounded up to these steps
+# so that windows of different requests share a shape and batch together.
+INPUT_STEP_FRAMES = 1000
+# Whisper loops (repeats the last sentence to the token limit) when the input ends right
+# after the speech; this much trailing silence keeps it on track.
+TRAILING_SILENCE_FRAMES = 300
+# The most tokens a shortened window may decode, per second of its audio, plus a margin:
+# far above real speech (about 4 tokens a second, timestamps included), far below a loop.
+TOKENS_PER_SECOND_LIMIT = 12
+TOKEN_LIMIT_MARGIN = 24
+
+
+def encoder_input_frames(content_frames: int) -> int:
+    """The encoder input length, in mel frames, for a window with this much audio."""
+    needed = content_frames + TRAILING_SILENCE_FRAMES
+    return min(math.ceil(needed / INPUT_STEP_FRAMES) * INPUT_STEP_FRAMES, WINDOW_FRAMES)
+
+
+def token_limit(content_frames: int, input_frames: int, prompt_length: int) -> int:
+    """How many tokens a window may decode before it counts as looping."""
+    limit = MAX_DECODER_TOKENS - prompt_length
+    if input_frames < WINDOW_FRAMES:
+        rate_limit = TOKEN_LIMIT_MARGIN + math.ceil(content_frames / 100 * TOKENS_PER_SECOND_LIMIT)
+        limit = min(limit, rate_limit)
+    return limit
+
+
+# -- the steps -----------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Encode(ModelStep):
+    """Log-mel features of ``samples``, padded with silence to ``input_frames``, encoded."""
+
+    samples: Int16Audio
+    input_frames: int
+
+    @property
+    def batch_key(self) -> Hashable:
+        return ("encode", self.input_frames)
+
+
+@dataclass(eq=False)
+class DetectLanguage(ModelStep):
+    encoded: Encoded
+
+    @property
+    def batch_key(self) -> Hashable:
+        return ("detect_language", self.encoded.shape)
+
+
+@dataclass(eq=False)
+class Generate(ModelStep):
+    """Decode one window from ``prompt`` at one temperature (0: greedy)."""
+
+    encoded: Encoded
+    prompt: list[int]
+    sot_index: int
+    temperature: float
+    max_new_tokens: int
+
+    @property
+    def batch_key(self) -> Hashable:
+        shape = (self.encoded.shape, self.sot_index, len(self.prompt))
+        return ("generate", shape, self.temperature)
+
+
+@dataclass(eq=False)
+class Align(ModelStep):
+    """Cross-attention alignment of decoded text tokens with the window's audio frames."""
+
+    encoded: Encoded
+    start_sequence: tuple[int, ...]
+    text_tokens: list[int]
+    num_frames: int
+
+    @property
+    def batch_key(self) -> Hashable:
+        return ("align", self.encoded.shape, self.start_sequence)
+
+
+@dataclass
+class Hypotheses:
+    """What ``generate`` returns for one window."""
+
+    sequences: list[list[int]]
+    scores: list[float]  # CTranslate2's length-normalised log probabilities
+    no_speech_prob: float
+
+
+# -- running them --------------------------------------------------------------------------
+
+
+class WhisperStepRunner:
+    """Runs a batch of same-key steps as one CTranslate2 call."""
+
+    def __init__(self, model: ctranslate2.models.Whisper, on_gpu: bool) -> None:
+        self._model = model
+        self._features = FeatureExtractor(feature_size=model.n_mels)
+        self._on_gpu = on_gpu
+
+    def max_batch_size(self, step: ModelStep) -> int:
+        if isinstance(step, Encode):
+            # On a CPU a bigger encoder batch is no faster per window (measured: 3000-frame
+            # windows cost more each at batch 4 than at 1); cap the frames per call instead.
+            return 16 if self._on_gpu else max(1, 4000 // step.input_frames)
+        if isinstance(step, Align):
+            return 16 if self._on_gpu else 8
+        return 32 if self._on_gpu else 16
+
+    def run(self, steps: Sequence[ModelStep]) -> list[Any]:
+        first = steps[0]
+        if isinstance(first, Encode):
+            return self._encode([_as(Encode, s) for s in steps])
+        if isinstance(first, DetectLanguage):
+            return self._detect_language([_as(DetectLanguage, s) for s in steps])
+        if isinstance(first, Generate):
+            return self._generate([_as(Generate, s) for s in steps])
+        if isinstance(first, Align):
+            return self._align([_as(Align, s) for s in steps])
+        raise TypeError(f"not a Whisper step: {first!r}")
+
+    def _encode(self, steps: list[Encode]) -> list[Encoded]:
+        frames = steps[0].input_frames
+        mels = []
+        for step in steps:
+            waveform = np.zeros(frames * HOP_LENGTH, dtype=np.float32)
+            waveform[: len(step.samples)] = step.samples[: len(waveform)] / np.float32(32768.0)
+            mels.append(self._features(waveform, padding=0)[:, :frames])
+        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(mels)))
+        encoded = np.asarray(self._model.encode(features, to_cpu=True))
+        return [encoded[i] for i in range(len(steps))]
+
+    def _detect_language(self, steps: list[DetectLanguage]) -> list[list[tuple[str, float]]]:
+        ranked: list[list[tuple[str, float]]] = self._model.detect_language(
+            _stack(s.encoded for s in steps)
+        )
+        return ranked
+
+    def _generate(self, steps: list[Generate]) -> list[Hypotheses]:
+        first = steps[0]
+        sampling: dict[str, Any] = (
+            {}
+            if first.temperature == 0
+            else {
+                "sampling_topk": 0,
+                "sampling_temperature": first.temperature,
+                "num_hypotheses": SAMPLING_BEST_OF,
+            }
+        )
+        # One length limit per call: the largest any step allows. A step that needs less
+        # checks its own limit on what comes back.
+        max_length = len(first.prompt) + max(s.max_new_tokens for s in steps)
+        results = self._model.generate(
+            _stack(s.encoded for s in steps),
+            [s.prompt for s in steps],
+            beam_size=1,
+            max_length=min(max_length, MAX_DECODER_TOKENS),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+            **sampling,
+        )
+        return [
+            Hypotheses(
+                sequences=[list(seq) for seq in result.sequences_ids],
+                scores=list(result.scores),
+                no_speech_prob=result.no_speech_prob,
+            )
+            for result in results
+        ]
+
+    def _align(self, steps: list[Align]) -> list[Any]:
+        alignments: list[Any] = self._model.align(
+            _stack(s.encoded for s in steps),
+            list(steps[0].start_sequence),
+            [s.text_tokens for s in steps],
+            [s.num_frames for s in steps],
+        )
+        return alignments
+
+
+def _stack(arrays: Any) -> ctranslate2.StorageView:
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(list(arrays))))
+
+
+def _as(kind: type[StepT], step: ModelStep) -> StepT:
+    if not isinstance(step, kind):
+        raise TypeError(f"a batch mixes step kinds: {type(step).__name__} with {kind.__name__}")
+    return step
