@@ -35,10 +35,20 @@ class RunningServer:
 
 @contextmanager
 def engine_server(*args: str, ready_timeout: float = 180.0) -> Iterator[RunningServer]:
+    """A ``stenostack serve`` process with ``args``, on a free loopback port."""
+    with server_process(
+        [sys.executable, "-m", "stenostack", "serve", "--log-level", "warning", *args],
+        ready_timeout=ready_timeout,
+    ) as server:
+        yield server
+
+
+@contextmanager
+def server_process(command: list[str], ready_timeout: float = 180.0) -> Iterator[RunningServer]:
+    """Run ``command --host 127.0.0.1 --port P`` and wait until its ``/ready`` says 200."""
     port = free_port()
-    log_path = Path(tempfile.mkdtemp(prefix="stenostack-")) / "engine.log"
-    command = [sys.executable, "-m", "stenostack", "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "warning", *args]  # fmt: skip
+    log_path = Path(tempfile.mkdtemp(prefix="stenostack-")) / "server.log"
+    command = [*command, "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log_file:  # the child keeps its own handle
         process = subprocess.Popen(
             command, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ}
@@ -48,14 +58,14 @@ def engine_server(*args: str, ready_timeout: float = 180.0) -> Iterator[RunningS
         deadline = time.monotonic() + ready_timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"engine exited with {process.returncode}:\n{server.log()}")
+                raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
             try:
                 if httpx.get(f"{server.url}/ready", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"engine not ready after {ready_timeout} s:\n{server.log()}")
+                raise RuntimeError(f"server not ready after {ready_timeout} s:\n{server.log()}")
             time.sleep(0.2)
         yield server
     finally:

@@ -61,14 +61,16 @@ class Recording:
         return len(self.samples) / RATE
 
 
-def compose(parts: list[str | float], voice: str = "en-us", noise_level: float = 0.0) -> Recording:
+def compose(
+    parts: list[str | float], voice: str = "en-us", noise_level: float = 0.0, speed: int = 130
+) -> Recording:
     """Sentences (str) and pauses (float seconds) laid end to end, with optional noise."""
     pieces: list[Samples] = []
     utterances = []
     position = 0.0
     for part in parts:
         if isinstance(part, str):
-            speech = speak(part, voice)
+            speech = speak(part, voice, speed)
             utterances.append(Utterance(part, position, position + len(speech) / RATE))
             pieces.append(speech)
             position += len(speech) / RATE

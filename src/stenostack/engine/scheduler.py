@@ -67,6 +67,8 @@ class BatchScheduler:
         self._cond = threading.Condition()
         self._entries: list[_Entry] = []
         self._preparing = 0
+        self._prepare_count = 0  # requests that have started preparing, ever
+        self._gave_up_on = 0  # the count at which a gather last timed out
         self._closed = False
         # Model time spent per second of audio finished, for Retry-After estimates.
         self._busy_seconds = 0.0
@@ -102,7 +104,7 @@ class BatchScheduler:
             self._cond.notify_all()
         for entry in entries:
             entry.job.close()
-            entry.future.cancel()
+            _cancel_future(entry.future)
 
     # -- the scheduler thread ------------------------------------------------------------
 
@@ -148,7 +150,7 @@ class BatchScheduler:
                     if all(entry.primed for entry in self._entries):
                         self._cond.wait(self.gather_window_s)
                     continue
-                if not gathered and self._preparing and len(batch) < self._cap(batch):
+                if not gathered and self._worth_gathering(batch):
                     # Requests are being decoded: give them one short chance to join.
                     gathered = True
                     deadline = time.perf_counter() + self.gather_window_s
@@ -156,6 +158,8 @@ class BatchScheduler:
                         self._cond.wait(remaining)
                         if any(not entry.primed for entry in self._entries):
                             break
+                    else:  # nobody came: do not wait for these again
+                        self._gave_up_on = self._prepare_count
                     continue
                 now = time.perf_counter()
                 for entry in batch:
@@ -179,9 +183,16 @@ class BatchScheduler:
         same = [e for e in ready if e.step is not None and e.step.batch_key == key]
         return same[: self.model.max_batch_size(first.step)]
 
-    def _cap(self, batch: list[_Entry]) -> int:
+    def _worth_gathering(self, batch: list[_Entry]) -> bool:
+        """Whether requests on their way could still fill this batch.
+
+        Each request being decoded is waited for once at most: a slow decode (a long
+        file) must not tax every batch it overlaps with.
+        """
         step = batch[0].step
-        return self.model.max_batch_size(step) if step is not None else 1
+        if step is None or len(batch) >= self.model.max_batch_size(step):
+            return False
+        return self._preparing > 0 and self._prepare_count != self._gave_up_on
 
     def _advance(self, entry: _Entry, result: Any) -> None:
         """Send ``result`` into the job; keep its next step, or finish it."""
@@ -216,7 +227,7 @@ class BatchScheduler:
             entry.future.set_exception(error)
         else:
             entry.job.close()
-            entry.future.cancel()
+            _cancel_future(entry.future)
 
     def _drop_cancelled(self) -> None:
         for entry in [e for e in self._entries if e.cancelled]:
@@ -235,8 +246,15 @@ class _Preparing:
     def __enter__(self) -> None:
         with self._scheduler._cond:
             self._scheduler._preparing += 1
+            self._scheduler._prepare_count += 1
 
     def __exit__(self, *exc_info: object) -> None:
         with self._scheduler._cond:
             self._scheduler._preparing -= 1
             self._scheduler._cond.notify_all()
+
+
+def _cancel_future(future: Future[Transcript]) -> None:
+    """Cancel, and wake ``concurrent.futures.wait`` callers too (``cancel`` alone does not)."""
+    if future.cancel():
+        future.set_running_or_notify_cancel()

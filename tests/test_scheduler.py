@@ -1,0 +1,207 @@
+"""The scheduler and the Whisper job, in process, with the real tiny.en model.
+
+These drive :class:`BatchScheduler` and the model's job directly, to see what the HTTP tests
+cannot: which request each batched step belonged to, and what a job does when a shortened
+window makes the decoder loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import wait
+from typing import Any
+
+import numpy as np
+import pytest
+
+from stenostack.engine.scheduler import BatchScheduler
+from stenostack.metrics import EngineMetrics
+from stenostack.models.base import (
+    Int16Audio,
+    ModelStep,
+    Transcript,
+    TranscriptionJob,
+    TranscriptionOptions,
+)
+from stenostack.models.sources import resolve_model_dir
+from stenostack.models.whisper.model import WhisperCT2
+from stenostack.models.whisper.steps import WINDOW_FRAMES, Encode, Generate, Hypotheses
+from tests.speech import compose
+from tests.wer import word_error_rate
+
+GREEDY = TranscriptionOptions(language="en")
+
+
+class RecordingModel(WhisperCT2):
+    """The real model, noting each batch it runs: (step kind, tags of its steps)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches: list[tuple[ModelStep, list[str]]] = []
+
+    def run_batch(self, steps: Sequence[ModelStep]) -> list[Any]:
+        self.batches.append((steps[0], [getattr(step, "tag", "?") for step in steps]))
+        return super().run_batch(steps)
+
+
+def tagged(job: TranscriptionJob, tag: str) -> TranscriptionJob:
+    """The same job, with each of its steps labelled with ``tag``."""
+    try:
+        step = next(job)
+        while True:
+            step.tag = tag  # type: ignore[attr-defined]
+            try:
+                step = job.send((yield step))
+            except StopIteration as done:
+                transcript: Transcript = done.value
+                return transcript
+    finally:
+        job.close()
+
+
+@pytest.fixture(scope="module")
+def model() -> RecordingModel:
+    return RecordingModel(resolve_model_dir("whisper-tiny.en"), cpu_threads=2)
+
+
+@pytest.fixture
+def scheduler(model: RecordingModel) -> Iterator[BatchScheduler]:
+    model.batches.clear()
+    scheduler = BatchScheduler("tiny", model, EngineMetrics(), gather_window_s=0.01)
+    yield scheduler
+    scheduler.close()
+
+
+def pcm(text: str, voice: str = "en-us") -> Int16Audio:
+    samples = compose([0.3, text, 0.3], voice=voice).samples
+    return (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+
+
+def test_steps_of_concurrent_jobs_share_batches_and_match_alone(
+    model: RecordingModel, scheduler: BatchScheduler
+) -> None:
+    texts = [
+        "Please call me back after lunch.",
+        "The package should arrive by Monday morning.",
+        "We need three more chairs in the conference room.",
+    ]
+    audios = [pcm(text) for text in texts]
+    alone = [model.transcribe(audio, GREEDY) for audio in audios]
+    model.batches.clear()
+    tickets = [
+        scheduler.submit(tagged(model.start_transcription(audio, GREEDY), str(i)))
+        for i, audio in enumerate(audios)
+    ]
+    together = [ticket.future.result(timeout=60) for ticket in tickets]
+    assert [t.text for t in together] == [t.text for t in alone]
+    for text, transcript in zip(texts, together, strict=True):
+        assert word_error_rate(text, transcript.text) <= 0.2, transcript.text
+    decode_batches = [tags for step, tags in model.batches if isinstance(step, Generate)]
+    assert max(len(tags) for tags in decode_batches) == len(texts), decode_batches
+
+
+def test_fallback_decodes_again_only_the_window_that_failed(
+    model: RecordingModel, scheduler: BatchScheduler
+) -> None:
+    # tiny.en is English-only: German speech makes its greedy decode fail Whisper's
+    # log-probability check, so that window climbs the temperature ladder.
+    english = pcm("The train to the airport leaves every fifteen minutes.")
+    german = pcm("Zwölf Boxkämpfer jagen Viktor quer über den großen Sylter Deich.", voice="de")
+    tickets = [
+        scheduler.submit(tagged(model.start_transcription(english, GREEDY), "english")),
+        scheduler.submit(tagged(model.start_transcription(german, GREEDY), "german")),
+    ]
+    english_result, german_result = (t.future.result(timeout=120) for t in tickets)
+
+    hot = [tags for step, tags in model.batches if isinstance(step, Generate) and step.temperature]
+    assert hot, "the German clip never fell back: pick speech that fails the greedy decode"
+    assert all(tags == ["german"] for tags in hot), hot
+    assert all(segment.temperature == 0 for segment in english_result.segments)
+    assert "airport" in english_result.text.lower()
+    assert any(segment.temperature > 0 for segment in german_result.segments)
+
+
+def test_a_looping_short_window_is_encoded_again_with_full_padding(
+    model: RecordingModel,
+) -> None:
+    audio = pcm("The museum opens at nine and closes at six.")
+    job = model.start_transcription(audio, GREEDY)
+    encode = next(job)
+    assert isinstance(encode, Encode) and encode.input_frames < WINDOW_FRAMES
+    generate = job.send(model.run_batch([encode])[0])
+    assert isinstance(generate, Generate)
+    assert generate.max_new_tokens < 100  # tied to the clip's few seconds, not 448
+
+    # The one made-up model output in this suite: the decoder "loops" on the short input,
+    # repeating a phrase until it hits the window's token limit.
+    phrase = model._hf_tokenizer.encode(" the museum", add_special_tokens=False).ids
+    loop = (phrase * generate.max_new_tokens)[: generate.max_new_tokens]
+    step = job.send(Hypotheses(sequences=[loop], scores=[-0.1], no_speech_prob=0.0))
+
+    assert isinstance(step, Encode) and step.input_frames == WINDOW_FRAMES
+    try:  # the rest runs on the real model
+        while True:
+            step = job.send(model.run_batch([step])[0])
+            if isinstance(step, Generate):
+                assert step.encoded.shape[0] == WINDOW_FRAMES // 2
+    except StopIteration as done:
+        transcript: Transcript = done.value
+    # The padded decode heard the sentence once, not the loop.
+    assert transcript.text.lower().count("museum") == 1, transcript.text
+    assert word_error_rate("The museum opens at nine and closes at six.", transcript.text) <= 0.5
+
+
+def test_a_lone_request_does_not_wait_for_a_batch(model: RecordingModel) -> None:
+    scheduler = BatchScheduler("tiny", model, EngineMetrics(), gather_window_s=2.0)
+    try:
+        audio = pcm("Could you repeat the last number, please?")
+        model.transcribe(audio, GREEDY)  # warm
+        started = time.perf_counter()
+        alone = model.transcribe(audio, GREEDY)
+        direct = time.perf_counter() - started
+
+        started = time.perf_counter()
+        scheduled = scheduler.submit(model.start_transcription(audio, GREEDY)).future.result()
+        assert time.perf_counter() - started < direct + 1.0  # well under the 2 s window
+        assert scheduled.text == alone.text
+
+        # While another request is being decoded, a batch waits for it, but only so long.
+        with scheduler.preparing():
+            started = time.perf_counter()
+            ticket = scheduler.submit(model.start_transcription(audio, GREEDY))
+            wait([ticket.future], timeout=10)
+            waited = time.perf_counter() - started
+        assert ticket.future.result().text == alone.text
+        assert 2.0 <= waited < 2.0 + direct + 1.0  # one wait, not one per step
+    finally:
+        scheduler.close()
+
+
+def test_cancelled_job_stops_and_frees_its_place(
+    model: RecordingModel, scheduler: BatchScheduler
+) -> None:
+    parts: list[str | float] = []
+    for _ in range(12):
+        parts += ["The children walked to school along the river and counted the boats.", 0.5]
+    long_audio = compose(parts).samples
+    audio = (np.clip(long_audio, -1, 1) * 32767).astype(np.int16)
+    closed = []
+
+    def watched(job: TranscriptionJob) -> TranscriptionJob:
+        try:
+            return (yield from job)
+        finally:
+            closed.append(True)
+
+    ticket = scheduler.submit(tagged(watched(model.start_transcription(audio, GREEDY)), "x"))
+    while not model.batches:
+        time.sleep(0.01)
+    ticket.cancel()
+    wait([ticket.future], timeout=30)
+    assert ticket.future.cancelled()
+    assert closed == [True]
+    ran = len(model.batches)
+    time.sleep(0.3)
+    assert len(model.batches) == ran  # nothing more ran for it
+    assert ran <= 2  # the call under way when it was cancelled, at most one more
