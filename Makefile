@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-test run test lint typecheck pytest bench-accuracy clean
+.PHONY: install install-test run test lint typecheck pytest bench-accuracy bench-throughput clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: lint typecheck pytest
 
 bench-accuracy: install-test
 	$(BIN)/python benchmarks/accuracy.py
+
+bench-throughput: install-test
+	-$(BIN)/python benchmarks/throughput.py --model whisper-tiny.en
+	$(BIN)/python benchmarks/throughput.py --model whisper-base
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -97,8 +97,13 @@ class WhisperCT2(SpeechToTextModel):
         device: str = "cpu",
         compute_type: str = "int8",
         cpu_threads: int = 0,
+        short_inputs: bool = True,
     ) -> None:
         self.model_dir = model_dir
+        # Encode windows under 30 s with an input sized to them (False: always pad to 30 s).
+        self.short_inputs = short_inputs
+        # Windows whose shortened input made the decoder loop, so they were padded instead.
+        self.padded_after_loop = 0
         self.device = device
         self.compute_type = compute_type
         self._model = ctranslate2.models.Whisper(
@@ -153,7 +158,9 @@ class WhisperCT2(SpeechToTextModel):
                 continue
             start = seek * HOP_LENGTH
             window = audio[start : start + window_frames * HOP_LENGTH]
-            input_frames = encoder_input_frames(window_frames)
+            input_frames = (
+                encoder_input_frames(window_frames) if self.short_inputs else WINDOW_FRAMES
+            )
             encoded: Encoded = yield Encode(window, input_frames)
             if language is None:
                 language = self._pick_language((yield DetectLanguage(encoded)))
@@ -166,6 +173,7 @@ class WhisperCT2(SpeechToTextModel):
             )
             if attempt is None:
                 log.debug("window at %d looped on a %d-frame input; padding", seek, input_frames)
+                self.padded_after_loop += 1
                 encoded = yield Encode(window, WINDOW_FRAMES)
                 attempt = yield from self._decode(
                     encoded, prompt, tokenizer, options.temperature, window_frames, WINDOW_FRAMES
