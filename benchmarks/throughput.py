@@ -31,6 +31,7 @@ from openai import OpenAI
 from tests.servers import RunningServer, engine_server, server_process
 from tests.wer import normalise
 
+from benchmarks.long_audio_memory import peak_rss_mb
 from benchmarks.workloads import Clip, long_files, short_clips
 from stenostack.models.sources import resolve_model_dir
 
@@ -58,13 +59,6 @@ class Run:
         hypotheses = [normalise(self.texts[c.name]) or "<empty>" for c in clips]
         rate: float = jiwer.wer(references, hypotheses)
         return rate
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def drive(server: RunningServer, model: str, clips: list[Clip], concurrency: int) -> Run:
