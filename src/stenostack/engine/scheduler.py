@@ -34,10 +34,9 @@ class _Entry:
     job: TranscriptionJob
     future: Future[Transcript]
     submitted_at: float
-    step: ModelStep | None = None
+    step: ModelStep | None = None  # None until the job has been run up to its first step
     ready_since: float = 0.0
     started: bool = False
-    primed: bool = False
     cancelled: bool = False
 
 
@@ -70,7 +69,7 @@ class BatchScheduler:
         self._prepare_count = 0  # requests that have started preparing, ever
         self._gave_up_on = 0  # the count at which a gather last timed out
         self._closed = False
-        # Model time spent per second of audio finished, for Retry-After estimates.
+        # Total time in model calls: with the audio finished, the speed Retry-After uses.
         self._busy_seconds = 0.0
         self._thread = threading.Thread(
             target=self._run, name=f"scheduler-{model_name}", daemon=True
@@ -139,15 +138,14 @@ class BatchScheduler:
                 if self._closed:
                     return None
                 self._drop_cancelled()
-                fresh = [entry for entry in self._entries if not entry.primed]
+                fresh = [entry for entry in self._entries if entry.step is None]
             for entry in fresh:  # run each new job up to its first step
-                entry.primed = True
                 self._advance(entry, None)
             with self._cond:
                 self._drop_cancelled()
                 batch = self._pick()
                 if not batch:
-                    if all(entry.primed for entry in self._entries):
+                    if all(entry.step is not None for entry in self._entries):
                         self._cond.wait(self.gather_window_s)
                     continue
                 if not gathered and self._worth_gathering(batch):
@@ -156,7 +154,7 @@ class BatchScheduler:
                     deadline = time.perf_counter() + self.gather_window_s
                     while self._preparing and (remaining := deadline - time.perf_counter()) > 0:
                         self._cond.wait(remaining)
-                        if any(not entry.primed for entry in self._entries):
+                        if any(entry.step is None for entry in self._entries):
                             break
                     else:  # nobody came: do not wait for these again
                         self._gave_up_on = self._prepare_count
