@@ -85,7 +85,6 @@ class Engine:
 
         bound = self._bound(root)
         bound.admit(prepared.duration, scheduler.busy_seconds())
-        self.metrics.queued_audio_seconds.labels(root).inc(prepared.duration)
         finished = False
         started = time.perf_counter()
         ticket = scheduler.submit(
@@ -99,7 +98,6 @@ class Engine:
             raise
         finally:
             bound.release(prepared.duration, finished=finished)
-            self.metrics.queued_audio_seconds.labels(root).dec(prepared.duration)
         if prepared.duration > 0:
             rtf = (time.perf_counter() - started) / prepared.duration
             self.metrics.real_time_factor.labels(root).observe(rtf)
@@ -121,7 +119,11 @@ class Engine:
 
     def _bound(self, root: str) -> AudioQueueBound:
         if root not in self._bounds:
-            self._bounds[root] = AudioQueueBound(root, self.scheduling.max_queued_audio_seconds)
+            bound = AudioQueueBound(root, self.scheduling.max_queued_audio_seconds)
+            self.metrics.queued_audio_seconds.labels(root).set_function(
+                lambda: bound.admitted_seconds
+            )
+            self._bounds[root] = bound
         return self._bounds[root]
 
     def shutdown(self) -> None:
