@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 from openai import OpenAI, RateLimitError
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.servers import RunningServer, engine_server
 from tests.speech import Recording, compose, wav_bytes
@@ -38,13 +37,12 @@ CLIPS = [
 
 def metric(server: RunningServer, name: str, **labels: str) -> float:
     """The value of one sample of the engine's /metrics (0 when absent)."""
-    text = httpx.get(f"{server.url}/metrics", timeout=5).text
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
+    wanted = set(labels.items())
+    return sum(
+        value
+        for (sample, sample_labels), value in server.metric_samples().items()
+        if sample == name and wanted <= set(sample_labels)
+    )
 
 
 def wait_until(condition: Any, timeout: float = 30.0, what: str = "condition") -> None:

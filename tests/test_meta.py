@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 from openai import OpenAI
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.servers import RunningServer
 from tests.speech import compose, wav_bytes
@@ -36,19 +35,10 @@ def test_health_ready_version(engine: RunningServer) -> None:
     assert version["version"] and version["ctranslate2"]
 
 
-def samples(engine: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(f"{engine.url}/metrics", timeout=10).text
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
 def test_metrics_count_requests_errors_audio_and_latency(
     engine: RunningServer, client: OpenAI
 ) -> None:
-    before = samples(engine)
+    before = engine.metric_samples()
     clip = compose([0.2, "Good evening everyone.", 0.2])
     client.audio.transcriptions.create(
         model="whisper-tiny.en", file=("a.wav", wav_bytes(clip.samples))
@@ -59,7 +49,7 @@ def test_metrics_count_requests_errors_audio_and_latency(
         data={"model": "whisper-tiny.en"},
         timeout=30,
     )
-    after = samples(engine)
+    after = engine.metric_samples()
 
     def delta(name: str, **labels: str) -> float:
         key = (name, tuple(sorted(labels.items())))
