@@ -7,14 +7,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.types import ASGIApp
 
 
 def free_port() -> int:
@@ -41,6 +44,24 @@ class RunningServer:
             for family in text_string_to_metric_families(text)
             for sample in family.samples
         }
+
+
+def metric(server: RunningServer, name: str, **labels: str) -> float:
+    """The sum of the samples of one metric whose labels include ``labels`` (0 if none)."""
+    wanted = set(labels.items())
+    return sum(
+        value
+        for (sample, sample_labels), value in server.metric_samples().items()
+        if sample == name and wanted <= set(sample_labels)
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "it") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
 
 
 @contextmanager
@@ -85,3 +106,34 @@ def server_process(command: list[str], ready_timeout: float = 180.0) -> Iterator
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def app_server(app: ASGIApp, ready_timeout: float = 180.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in this process, on a free loopback port; yield its URL.
+
+    For tests that build the engine around an instrumented model; everything else uses a
+    real ``stenostack serve`` process.
+    """
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            try:
+                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("in-process server did not become ready")
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)

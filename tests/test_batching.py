@@ -17,7 +17,7 @@ import httpx
 import pytest
 from openai import OpenAI, RateLimitError
 
-from tests.servers import RunningServer, engine_server
+from tests.servers import RunningServer, engine_server, metric, wait_until
 from tests.speech import Recording, compose, wav_bytes
 from tests.test_long_audio import STORY
 
@@ -33,24 +33,6 @@ CLIPS = [
     "The weather will be cold and windy for the rest of the week. Bring a coat.",
     "She finished the report and sent it to the whole team before noon.",
 ]
-
-
-def metric(server: RunningServer, name: str, **labels: str) -> float:
-    """The value of one sample of the engine's /metrics (0 when absent)."""
-    wanted = set(labels.items())
-    return sum(
-        value
-        for (sample, sample_labels), value in server.metric_samples().items()
-        if sample == name and wanted <= set(sample_labels)
-    )
-
-
-def wait_until(condition: Any, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +111,7 @@ def test_short_request_is_not_starved_by_a_long_file(
     with ThreadPoolExecutor(max_workers=2) as pool:
         long_file = pool.submit(send, "long", wav_bytes(story.samples))
         wait_until(
-            lambda: metric(small_queue, "stenostack_requests_running", model="whisper-tiny.en"),
+            lambda: metric(small_queue, "stenostack_requests_running", model="whisper-tiny.en") > 0,
             what="the long file to start",
         )
         sent = time.monotonic()
@@ -230,7 +212,7 @@ def test_event_loop_stays_responsive_while_the_model_works(
             file=("a.wav", wav_bytes(story.samples)),
         )
         wait_until(
-            lambda: metric(small_queue, "stenostack_requests_running", model="whisper-tiny.en"),
+            lambda: metric(small_queue, "stenostack_requests_running", model="whisper-tiny.en") > 0,
             what="the model to be busy",
         )
         slowest = 0.0

@@ -12,11 +12,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stenostack.api.formats import render
-from stenostack.api.forms import parse_audio_form, read_form
-from stenostack.engine.engine import Engine
+from stenostack.api.forms import AudioRequest, parse_audio_form, read_form
+from stenostack.api.streaming import TranscriptEventStream
+from stenostack.engine.engine import Engine, EngineResult
 from stenostack.errors import APIError, ClientDisconnected
 from stenostack.metrics import EngineMetrics
-from stenostack.models.base import Task
+from stenostack.models.base import Task, TextDelta
 
 router = APIRouter()
 ResultT = TypeVar("ResultT")
@@ -36,15 +37,17 @@ async def create_translation(request: Request) -> Response:
 
 async def _handle(request: Request, task: Task, endpoint: str) -> Response:
     engine: Engine = request.app.state.engine
-    metrics: EngineMetrics = request.app.state.metrics
-    started = time.perf_counter()
-    model_label = ""  # only served names become label values, so cardinality stays bounded
+    record = RequestRecord(request.app.state.metrics, endpoint)
     status, code = 500, "internal_error"
     try:
         form = await read_form(request)
         try:
             audio_request = parse_audio_form(form, task)
-            model_label = engine.registry.root_name(audio_request.model)
+            record.model = engine.registry.root_name(audio_request.model)
+            if audio_request.stream:
+                stream = await _open_stream(request, engine, audio_request, task, record)
+                status = 0  # the stream records its own outcome when it ends
+                return stream
             result = await _unless_disconnected(
                 request,
                 engine.run(audio_request.model, audio_request.file.file, audio_request.options),
@@ -52,17 +55,81 @@ async def _handle(request: Request, task: Task, endpoint: str) -> Response:
         finally:
             await form.close()
         response = render(audio_request, result.transcript, result.model, task)
-        metrics.audio_seconds.labels(endpoint, model_label).inc(result.transcript.duration)
+        record.audio(result.transcript.duration)
         status, code = 200, ""
         return response
     except APIError as exc:
         status, code = exc.status_code, exc.code or exc.error_type
         raise
     finally:
-        metrics.requests.labels(endpoint, model_label, str(status)).inc()
+        if status:
+            record.finish(status, code)
+
+
+async def _open_stream(
+    request: Request, engine: Engine, audio_request: AudioRequest, task: Task, record: RequestRecord
+) -> TranscriptEventStream:
+    """Start the work; answer with its event stream once the audio is decoded and admitted.
+
+    Until then a failure is an ordinary error response (a 400 for bad audio, a 429 for a
+    full queue), which a client or router can act on before any event was sent.
+    """
+    deltas: asyncio.Queue[TextDelta] = asyncio.Queue()
+    admitted = asyncio.Event()
+    work = asyncio.ensure_future(
+        engine.run(
+            audio_request.model,
+            audio_request.file.file,
+            audio_request.options,
+            on_admitted=admitted.set,
+            on_delta=deltas.put_nowait,
+        )
+    )
+    try:
+        await _unless_disconnected(request, _admitted_or_done(admitted, work))
+    except BaseException:
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        raise
+    if work.done():
+        work.result()  # raises the request's error, if it failed before being admitted
+
+    def on_end(status: int, code: str, result: EngineResult | None) -> None:
+        if result is not None:
+            record.audio(result.transcript.duration)
+        record.finish(status, code)
+
+    return TranscriptEventStream(work, deltas, task, on_end)
+
+
+async def _admitted_or_done(admitted: asyncio.Event, work: asyncio.Task[EngineResult]) -> None:
+    waiting = asyncio.ensure_future(admitted.wait())
+    try:
+        await asyncio.wait({waiting, work}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+
+
+class RequestRecord:
+    """The metrics of one request, written once, when its outcome is known."""
+
+    def __init__(self, metrics: EngineMetrics, endpoint: str) -> None:
+        self.metrics = metrics
+        self.endpoint = endpoint
+        self.model = ""  # only served names become label values, so cardinality stays bounded
+        self.started = time.perf_counter()
+
+    def audio(self, seconds: float) -> None:
+        self.metrics.audio_seconds.labels(self.endpoint, self.model).inc(seconds)
+
+    def finish(self, status: int, code: str) -> None:
+        labels = (self.endpoint, self.model, str(status))
+        self.metrics.requests.labels(*labels).inc()
         if status >= 400:
-            metrics.errors.labels(endpoint, model_label, str(status), code).inc()
-        metrics.latency.labels(endpoint, model_label).observe(time.perf_counter() - started)
+            self.metrics.errors.labels(*labels, code).inc()
+        self.metrics.latency.labels(self.endpoint, self.model).observe(
+            time.perf_counter() - self.started
+        )
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[ResultT]) -> ResultT:

@@ -36,6 +36,7 @@ class AudioRequest:
     response_format: ResponseFormat
     options: TranscriptionOptions
     granularities: frozenset[str]
+    stream: bool = False
 
 
 async def read_form(request: Request) -> FormData:
@@ -70,9 +71,11 @@ def parse_audio_form(form: FormData, task: Task) -> AudioRequest:
             param="response_format",
             code="unsupported_response_format",
         )
-    if _boolean(form, "stream"):
+    stream = _boolean(form, "stream")
+    if stream and response_format not in ("json", "text"):
         raise InvalidRequest(
-            "Streaming responses are not available on this server yet; omit 'stream'.",
+            "stream=true sends server-sent events of the text; it works with response_format "
+            f"json or text, not '{response_format}'.",
             param="stream",
             code="unsupported_parameter",
         )
@@ -99,7 +102,7 @@ def parse_audio_form(form: FormData, task: Task) -> AudioRequest:
         logprobs="logprobs" in includes,
         vad=_chunking_strategy(form),
     )
-    return AudioRequest(upload, model, response_format, options, granularities)  # type: ignore[arg-type]
+    return AudioRequest(upload, model, response_format, options, granularities, stream)  # type: ignore[arg-type]
 
 
 def _text(form: FormData, name: str) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -25,7 +26,13 @@ from stenostack.engine.pipeline import (
 )
 from stenostack.engine.scheduler import BatchScheduler
 from stenostack.metrics import EngineMetrics
-from stenostack.models.base import SpeechToTextModel, Transcript, TranscriptionOptions
+from stenostack.models.base import (
+    DeltaSink,
+    SpeechToTextModel,
+    TextDelta,
+    Transcript,
+    TranscriptionOptions,
+)
 from stenostack.models.registry import ModelRegistry
 
 
@@ -70,9 +77,21 @@ class Engine:
         return root, model, model.validate(options)
 
     async def run(
-        self, model_name: str, source: BinaryIO, options: TranscriptionOptions
+        self,
+        model_name: str,
+        source: BinaryIO | DecodedAudio,
+        options: TranscriptionOptions,
+        *,
+        on_admitted: Callable[[], None] | None = None,
+        on_delta: DeltaSink | None = None,
     ) -> EngineResult:
-        """Transcribe ``source``. Cancelling the caller's task cancels the remaining work."""
+        """Transcribe ``source``: a file to decode, or audio already decoded.
+
+        ``on_admitted`` is called once the audio is decoded and the model has accepted the
+        work, so a streaming response knows that no 4xx can come any more. ``on_delta`` is
+        called on the event loop with each piece of text as soon as it is final. Cancelling
+        the caller's task cancels the remaining work.
+        """
         root, model, options = self.model_for(model_name, options)
         scheduler = self._scheduler(root, model)
         loop = asyncio.get_running_loop()
@@ -81,14 +100,20 @@ class Engine:
                 self._preparers, self._prepare, model, source, options
             )
         if prepared.is_silent:
+            if on_admitted is not None:
+                on_admitted()
             return EngineResult(silent_transcript(model, options, prepared.duration), model)
 
         bound = self._bound(root)
         bound.admit(prepared.duration, scheduler.busy_seconds())
+        if on_admitted is not None:
+            on_admitted()
         finished = False
         started = time.perf_counter()
         ticket = scheduler.submit(
-            model.start_transcription(prepared.speech, options, prepared.breaks)
+            model.start_transcription(
+                prepared.speech, options, prepared.breaks, _on_loop(loop, on_delta)
+            )
         )
         try:
             transcript = await asyncio.wrap_future(ticket.future)
@@ -104,10 +129,18 @@ class Engine:
         return EngineResult(finish_transcript(transcript, prepared), model)
 
     def _prepare(
-        self, model: SpeechToTextModel, source: BinaryIO, options: TranscriptionOptions
+        self,
+        model: SpeechToTextModel,
+        source: BinaryIO | DecodedAudio,
+        options: TranscriptionOptions,
     ) -> PreparedAudio:
         sample_rate = model.audio_config.sample_rate
-        audio: DecodedAudio = decode_audio(source, sample_rate, self.max_audio_seconds)
+        if isinstance(source, DecodedAudio):
+            if source.sample_rate != sample_rate:
+                raise ValueError(f"audio at {source.sample_rate} Hz for a {sample_rate} Hz model")
+            audio = source
+        else:
+            audio = decode_audio(source, sample_rate, self.max_audio_seconds)
         return prepare_audio(model, audio, options)
 
     def _scheduler(self, root: str, model: SpeechToTextModel) -> BatchScheduler:
@@ -130,3 +163,14 @@ class Engine:
         self._preparers.shutdown(wait=False, cancel_futures=True)
         for scheduler in self._schedulers.values():
             scheduler.close()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, sink: DeltaSink | None) -> DeltaSink | None:
+    """``sink`` called on the event loop, in order, from the model's thread."""
+    if sink is None:
+        return None
+
+    def hand_over(delta: TextDelta) -> None:
+        loop.call_soon_threadsafe(sink, delta)
+
+    return hand_over

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Hashable, Mapping, Sequence
+from collections.abc import Callable, Generator, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -104,6 +104,29 @@ class TokenLogprob:
     bytes: list[int]
 
 
+@dataclass(frozen=True)
+class TokenUsage:
+    """What one transcription consumed and produced, in model tokens."""
+
+    audio_tokens: int  # encoder positions for the audio the model heard
+    text_tokens: int  # the caller's prompt
+    output_tokens: int  # decoded text
+
+    def as_openai(self) -> dict[str, Any]:
+        """OpenAI's ``usage`` object of type ``tokens``."""
+        input_tokens = self.audio_tokens + self.text_tokens
+        return {
+            "type": "tokens",
+            "input_tokens": input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": input_tokens + self.output_tokens,
+            "input_token_details": {
+                "audio_tokens": self.audio_tokens,
+                "text_tokens": self.text_tokens,
+            },
+        }
+
+
 @dataclass
 class Transcript:
     text: str
@@ -111,10 +134,26 @@ class Transcript:
     duration: float  # seconds of audio in the uploaded file
     segments: list[Segment]
     logprobs: list[TokenLogprob] | None = None
+    tokens: TokenUsage = TokenUsage(0, 0, 0)
 
     @property
     def words(self) -> list[Word]:
         return [word for segment in self.segments for word in segment.words]
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of a transcript as soon as it is final, for streaming responses.
+
+    A job's deltas, joined in order, are exactly its transcript's ``text``.
+    """
+
+    text: str
+    logprobs: list[TokenLogprob] | None = None
+
+
+#: Called (on the model's thread) with each delta as soon as it is final.
+DeltaSink = Callable[[TextDelta], None]
 
 
 class ModelStep(ABC):
@@ -200,14 +239,19 @@ class SpeechToTextModel(ABC):
 
     @abstractmethod
     def start_transcription(
-        self, audio: Int16Audio, options: TranscriptionOptions, breaks: Sequence[int] = ()
+        self,
+        audio: Int16Audio,
+        options: TranscriptionOptions,
+        breaks: Sequence[int] = (),
+        on_delta: DeltaSink | None = None,
     ) -> TranscriptionJob:
         """A job that transcribes speech audio at ``audio_config.sample_rate``.
 
         Times in the result are on ``audio``'s own timeline; the engine maps them back to
         the uploaded file when it removed silences first. ``breaks`` are sample positions
         where a long pause was cut out: no decoding window or segment may cross one, so no
-        segment spans the pause on the file's timeline.
+        segment spans the pause on the file's timeline. ``on_delta`` receives the text as
+        it becomes final, in order, before the job returns.
         """
 
     @abstractmethod

@@ -59,6 +59,7 @@ class ModelRegistry:
         aliases: dict[str, str],
         placement: Placement,
         cpu_threads: int = 0,
+        model_class: type[WhisperCT2] = WhisperCT2,
     ) -> None:
         self.specs = specs
         names = {spec.name for spec in specs}
@@ -70,6 +71,7 @@ class ModelRegistry:
         }
         self.placement = placement
         self.cpu_threads = cpu_threads
+        self.model_class = model_class
         self._dirs: dict[str, Path] = {}
         self._models: dict[str, SpeechToTextModel] = {}
         self._ready = threading.Event()
@@ -93,7 +95,7 @@ class ModelRegistry:
                     self.placement.device,
                     self.placement.compute_type,
                 )
-                self._models[spec.name] = WhisperCT2(
+                self._models[spec.name] = self.model_class(
                     self._dirs[spec.name],
                     device=self.placement.device,
                     compute_type=self.placement.compute_type,

@@ -28,12 +28,15 @@ from faster_whisper.tokenizer import Tokenizer
 from stenostack.models.base import (
     AudioConfig,
     Capabilities,
+    DeltaSink,
     Int16Audio,
     ModelStep,
     Segment,
     SpeechToTextModel,
     Task,
+    TextDelta,
     TokenLogprob,
+    TokenUsage,
     Transcript,
     TranscriptionJob,
     TranscriptionOptions,
@@ -75,6 +78,8 @@ MAX_PROMPT_TOKENS = MAX_DECODER_TOKENS // 2 - 1
 PROMPT_LENGTH_BUCKETS = (0, 8, 16, 32, 64, 128, MAX_PROMPT_TOKENS)
 # A tail shorter than this after the last window holds no word worth an encoder pass.
 MIN_TAIL_FRAMES = 10
+# The encoder turns 30 s of audio into 1500 positions: usage counts 50 audio tokens a second.
+AUDIO_TOKENS_PER_SECOND = 50
 
 WindowDecode = Generator[ModelStep, Any, DecodeAttempt | None]
 
@@ -140,7 +145,11 @@ class WhisperCT2(SpeechToTextModel):
         return prompt + list(tokenizer.sot_sequence)
 
     def start_transcription(
-        self, audio: Int16Audio, options: TranscriptionOptions, breaks: Sequence[int] = ()
+        self,
+        audio: Int16Audio,
+        options: TranscriptionOptions,
+        breaks: Sequence[int] = (),
+        on_delta: DeltaSink | None = None,
     ) -> TranscriptionJob:
         total_frames = math.ceil(len(audio) / HOP_LENGTH)
         break_frames = sorted(sample // HOP_LENGTH for sample in breaks)
@@ -149,6 +158,7 @@ class WhisperCT2(SpeechToTextModel):
         history = list(user_prompt)
         segments: list[Segment] = []
         logprobs: list[TokenLogprob] = []
+        text = ""
         seek = 0
         while seek < total_frames:
             next_break = next((b for b in break_frames if b > seek), total_frames)
@@ -187,28 +197,38 @@ class WhisperCT2(SpeechToTextModel):
                 self._segment(len(segments) + i, seek, raw, attempt, tokenizer)
                 for i, raw in enumerate(split.segments)
             ]
+            window_logprobs: list[TokenLogprob] = []
             if window_segments and (options.word_timestamps or options.logprobs):
                 text_tokens = [token for raw in split.segments for token in raw.tokens]
                 alignment = yield Align(
                     encoded, tuple(tokenizer.sot_sequence), text_tokens, window_frames
                 )
-                logprobs += self._attach_words(
+                window_logprobs = self._attach_words(
                     alignment, tokenizer, split.segments, window_segments, seek
                 )
+            for delta in self._deltas(window_segments, window_logprobs, language, first=not text):
+                text += delta.text
+                if on_delta is not None:
+                    on_delta(delta if options.logprobs else TextDelta(delta.text))
             segments += window_segments
+            logprobs += window_logprobs
             history += [token for raw in split.segments for token in raw.tokens]
             if attempt.temperature > PROMPT_RESET_TEMPERATURE:
                 history = []
             seek += split.advance_frames
 
-        separator = "" if language in NO_SPACE_LANGUAGES else " "
-        text = separator.join(s.text.strip() for s in segments if s.text.strip())
+        duration = len(audio) / SAMPLE_RATE
         return Transcript(
             text=text,
             language=language or "en",
-            duration=len(audio) / SAMPLE_RATE,
+            duration=duration,
             segments=segments,
             logprobs=logprobs if options.logprobs else None,
+            tokens=TokenUsage(
+                audio_tokens=math.ceil(duration * AUDIO_TOKENS_PER_SECOND),
+                text_tokens=len(user_prompt),
+                output_tokens=sum(len(segment.tokens) for segment in segments),
+            ),
         )
 
     def run_batch(self, steps: Sequence[ModelStep]) -> list[Any]:
@@ -218,6 +238,24 @@ class WhisperCT2(SpeechToTextModel):
         return self._runner.max_batch_size(step)
 
     # -- steps of one window -------------------------------------------------------------
+
+    @staticmethod
+    def _deltas(
+        segments: list[Segment], logprobs: list[TokenLogprob], language: str | None, first: bool
+    ) -> list[TextDelta]:
+        """One delta per segment with text; joined, they are the transcript's text."""
+        separator = "" if language in NO_SPACE_LANGUAGES else " "
+        deltas = []
+        position = 0
+        for segment in segments:
+            segment_logprobs = logprobs[position : position + len(segment.tokens)]
+            position += len(segment.tokens)
+            piece = segment.text.strip()
+            if not piece:
+                continue
+            deltas.append(TextDelta(("" if first else separator) + piece, segment_logprobs))
+            first = False
+        return deltas
 
     def _pick_language(self, ranked: list[tuple[str, float]]) -> str:
         for token, _probability in ranked:

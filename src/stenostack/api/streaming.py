@@ -1,0 +1,138 @@
+"""``stream=true``: a transcript as OpenAI's server-sent events, piece by piece.
+
+The wire form is what the official SDK's ``Stream`` reads: ``data: {json}`` frames of
+``transcript.text.delta`` events as each piece of text is final, exactly one
+``transcript.text.done`` with the whole text and usage, then ``data: [DONE]``. The response
+starts only once the engine has decoded and admitted the audio, so bad audio and a full
+queue are still ordinary 4xx answers (and a router may retry them elsewhere); a failure
+after that is sent in the stream as ``data: {"error": {...}}``, which the SDK raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
+from typing import Any
+
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from stenostack.engine.engine import EngineResult
+from stenostack.errors import APIError
+from stenostack.models.base import Task, TextDelta
+
+log = logging.getLogger(__name__)
+
+# A comment line this often keeps idle proxies from closing a stream whose next piece is
+# still being decoded (the SDK ignores comments).
+KEEPALIVE_SECONDS = 10.0
+
+#: Called once when the stream ends: (HTTP status for metrics, error code, result or None).
+StreamEnd = Callable[[int, str, EngineResult | None], None]
+
+
+def sse(payload: dict[str, Any] | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {data}\n\n".encode()
+
+
+def delta_event(delta: TextDelta) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": "transcript.text.delta", "delta": delta.text}
+    if delta.logprobs is not None:
+        event["logprobs"] = [asdict(item) for item in delta.logprobs]
+    return event
+
+
+def done_event(result: EngineResult, task: Task) -> dict[str, Any]:
+    transcript = result.transcript
+    event: dict[str, Any] = {"type": "transcript.text.done", "text": transcript.text}
+    if transcript.logprobs is not None:
+        event["logprobs"] = [asdict(item) for item in transcript.logprobs]
+    if task == "transcribe":
+        if transcript.language:
+            event["languages"] = [{"code": transcript.language}]
+        event["usage"] = transcript.tokens.as_openai()
+    return event
+
+
+class TranscriptEventStream(StreamingResponse):
+    """The events of one transcription in flight; it owns the work and ends it.
+
+    The work is cancelled when the client goes away (Starlette cancels the body when it
+    sees ``http.disconnect``), and ``on_end`` is told how the stream ended either way.
+    """
+
+    def __init__(
+        self,
+        work: asyncio.Task[EngineResult],
+        deltas: asyncio.Queue[TextDelta],
+        task: Task,
+        on_end: StreamEnd,
+    ) -> None:
+        self._work = work
+        self._deltas = deltas
+        self._task = task
+        self._on_end = on_end
+        self._ended = False
+        super().__init__(
+            self._events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self._work.done():
+                self._work.cancel()
+                await asyncio.gather(self._work, return_exceptions=True)
+            self._end(499, "client_disconnected", None)
+
+    async def _events(self) -> AsyncIterator[bytes]:
+        async for delta in self._pieces():
+            yield b": keep-alive\n\n" if delta is None else sse(delta_event(delta))
+        try:
+            result = self._work.result()
+        except APIError as exc:
+            self._end(exc.status_code, exc.code or exc.error_type, None)
+            yield sse(exc.body())
+            return
+        except Exception:
+            log.exception("transcription failed after its stream started")
+            self._end(500, "internal_error", None)
+            failure = APIError("The transcription failed on the server.", code="internal_error")
+            yield sse(failure.body())
+            return
+        self._end(200, "", result)
+        yield sse(done_event(result, self._task))
+        yield sse("[DONE]")
+
+    async def _pieces(self) -> AsyncIterator[TextDelta | None]:
+        """Deltas as they come (None: nothing for a while), until the work and its deltas
+        are all done."""
+        while not (self._work.done() and self._deltas.empty()):
+            if not self._deltas.empty():
+                yield self._deltas.get_nowait()
+                continue
+            waiting = asyncio.ensure_future(self._deltas.get())
+            try:
+                await asyncio.wait(
+                    {waiting, self._work},
+                    timeout=KEEPALIVE_SECONDS,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                waiting.cancel()
+            if waiting.done() and not waiting.cancelled():
+                yield waiting.result()
+            elif not self._work.done():
+                yield None
+
+    def _end(self, status: int, code: str, result: EngineResult | None) -> None:
+        if not self._ended:
+            self._ended = True
+            self._on_end(status, code, result)

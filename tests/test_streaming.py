@@ -1,0 +1,290 @@
+"""``stream=true``: server-sent events read by the official SDK and off the raw wire."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import httpx
+import pytest
+from openai import APIError, BadRequestError, NotFoundError, OpenAI
+
+from stenostack.api.app import create_app
+from stenostack.config import EngineSettings
+from stenostack.models.base import ModelStep
+from stenostack.models.registry import ModelRegistry, ModelSpec, choose_placement
+from stenostack.models.whisper.model import WhisperCT2
+from stenostack.models.whisper.steps import Generate
+from tests.servers import RunningServer, app_server, metric, wait_until
+from tests.speech import Recording, compose, silence, wav_bytes
+from tests.sse import Frame, frames
+from tests.test_languages import SPANISH, speech_file
+from tests.test_long_audio import STORY
+from tests.wer import word_error_rate
+
+MODEL = "whisper-tiny.en"
+
+
+@pytest.fixture(scope="module")
+def story() -> Recording:
+    """About 80 s of speech: several decoding windows."""
+    parts: list[str | float] = [0.5]
+    for sentence in STORY:
+        parts += [sentence, 0.8]
+    return compose(parts)
+
+
+@pytest.fixture(scope="module")
+def story_wav(story: Recording) -> bytes:
+    return wav_bytes(story.samples)
+
+
+def post_stream(
+    server_url: str, data: dict[str, Any], wav: bytes
+) -> tuple[httpx.Response, list[Frame]]:
+    started = time.monotonic()
+    with httpx.stream(
+        "POST",
+        f"{server_url}/v1/audio/transcriptions",
+        data={**data, "stream": "true"},
+        files={"file": ("speech.wav", wav, "audio/wav")},
+        timeout=300,
+    ) as response:
+        if response.status_code != 200:
+            response.read()
+            return response, []
+        return response, list(frames(response, started))
+
+
+def test_sdk_streams_deltas_then_one_done(
+    client: OpenAI, story: Recording, story_wav: bytes
+) -> None:
+    started = time.monotonic()
+    events = []
+    for event in client.audio.transcriptions.create(
+        model=MODEL, file=("story.wav", story_wav), stream=True
+    ):
+        events.append((time.monotonic() - started, event))
+
+    kinds = [event.type for _, event in events]
+    assert kinds[-1] == "transcript.text.done"
+    assert set(kinds[:-1]) == {"transcript.text.delta"}
+    deltas = [event.delta for _, event in events[:-1]]  # type: ignore[union-attr]
+    assert all(deltas)
+    done = events[-1][1]
+    assert done.type == "transcript.text.done"
+    assert "".join(deltas) == done.text
+    assert word_error_rate(story.text, done.text) <= 0.3, done.text
+
+    # The same words as without streaming: one code path.
+    plain = client.audio.transcriptions.create(model=MODEL, file=("story.wav", story_wav))
+    assert plain.text == done.text
+
+    # Usage counts tokens: about 50 audio tokens per second of speech, no prompt.
+    usage = done.usage
+    assert usage is not None and usage.type == "tokens"
+    details = usage.input_token_details
+    assert details is not None and details.text_tokens == 0 and details.audio_tokens is not None
+    assert 0.5 * 50 * story.duration < details.audio_tokens <= 50 * story.duration + 1
+    assert usage.input_tokens == details.audio_tokens
+    assert usage.output_tokens >= len(done.text.split())
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens
+
+    # Text arrives window by window: the first piece well before the last.
+    first, last = events[0][0], events[-1][0]
+    assert first < 0.6 * last, (first, last)
+    assert len({round(at, 2) for at, _ in events[:-1]}) >= 2
+
+
+def test_wire_format_is_data_frames_ending_with_done(engine: RunningServer) -> None:
+    response, received = post_stream(
+        engine.url, {"model": MODEL}, speech_wav("Please call me back after lunch.")
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["x-request-id"]
+    assert received[-1].data == "[DONE]"
+    events = [frame.json for frame in received[:-1]]
+    assert [e["type"] for e in events].count("transcript.text.done") == 1
+    assert events[-1]["type"] == "transcript.text.done"
+    for event in events[:-1]:
+        assert set(event) == {"type", "delta"}
+    assert set(events[-1]) == {"type", "text", "usage", "languages"}
+    assert events[-1]["languages"] == [{"code": "en"}]
+    assert word_error_rate("Please call me back after lunch.", events[-1]["text"]) <= 0.2
+
+
+def test_logprobs_come_with_each_delta(client: OpenAI, story_wav: bytes) -> None:
+    events = list(
+        client.audio.transcriptions.create(
+            model=MODEL, file=("story.wav", story_wav), stream=True, include=["logprobs"]
+        )
+    )
+    done = events[-1]
+    assert done.type == "transcript.text.done" and done.logprobs
+    streamed = []
+    for event in events[:-1]:
+        assert event.type == "transcript.text.delta" and event.logprobs
+        streamed += event.logprobs
+        # A delta's tokens spell its text (the first delta drops the leading space).
+        assert "".join(item.token or "" for item in event.logprobs).strip() == event.delta.strip()
+    assert [(i.token, i.logprob) for i in streamed] == [(i.token, i.logprob) for i in done.logprobs]
+    assert all(item.logprob is not None and item.logprob <= 0 for item in streamed)
+
+
+def test_translation_streams_english(engine: RunningServer) -> None:
+    started = time.monotonic()
+    with httpx.stream(
+        "POST",
+        f"{engine.url}/v1/audio/translations",
+        data={"model": "whisper-1", "stream": "true"},
+        files={"file": speech_file(SPANISH, "es")},
+        timeout=120,
+    ) as response:
+        assert response.status_code == 200
+        received = list(frames(response, started))
+    done = received[-2].json
+    assert done["type"] == "transcript.text.done" and "usage" not in done
+    assert "".join(frame.json["delta"] for frame in received[:-2]) == done["text"]
+    words = done["text"].lower()
+    assert "good morning" in words or "weather" in words, done["text"]
+
+
+def test_silence_streams_an_empty_done(client: OpenAI) -> None:
+    wav = wav_bytes(silence(3.0))
+    events = list(client.audio.transcriptions.create(model=MODEL, file=("s.wav", wav), stream=True))
+    assert [event.type for event in events] == ["transcript.text.done"]
+    assert events[0].type == "transcript.text.done" and events[0].text == ""
+
+
+@pytest.mark.parametrize(
+    ("fields", "wav", "status", "param"),
+    [
+        ({"model": MODEL}, b"not audio at all", 400, "file"),
+        ({"model": MODEL, "response_format": "verbose_json"}, None, 400, "stream"),
+        ({"model": MODEL, "response_format": "srt"}, None, 400, "stream"),
+        ({"model": "no-such-model"}, None, 404, "model"),
+        ({"model": MODEL, "language": "xx"}, None, 400, "language"),
+    ],
+)
+def test_errors_before_any_event_are_ordinary_responses(
+    engine: RunningServer, fields: dict[str, str], wav: bytes | None, status: int, param: str
+) -> None:
+    response, received = post_stream(engine.url, fields, wav or speech_wav("Hello there."))
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"]["param"] == param
+    assert received == []
+
+
+def test_sdk_raises_errors_before_the_stream(client: OpenAI) -> None:
+    with pytest.raises(NotFoundError):
+        client.audio.transcriptions.create(
+            model="nope", file=("a.wav", speech_wav("Hi.")), stream=True
+        )
+    with pytest.raises(BadRequestError) as caught:
+        client.audio.transcriptions.create(model=MODEL, file=("a.wav", b"\0" * 400), stream=True)
+    assert caught.value.param == "file"
+
+
+def test_disconnect_mid_stream_stops_the_work(engine: RunningServer, story: Recording) -> None:
+    long_wav = wav_bytes(
+        compose([0.5, *[part for s in STORY + STORY + STORY for part in (s, 0.8)]]).samples
+    )
+    batches_before = metric(engine, "stenostack_batch_size_count")
+    cancelled_before = metric(engine, "stenostack_request_errors_total", code="client_disconnected")
+    started = time.monotonic()
+    with httpx.stream(
+        "POST",
+        f"{engine.url}/v1/audio/transcriptions",
+        data={"model": MODEL, "stream": "true"},
+        files={"file": ("long.wav", long_wav, "audio/wav")},
+        timeout=300,
+    ) as response:
+        first = next(frames(response, started))
+        assert first.json["type"] == "transcript.text.delta"
+    # Closing the response hung up: the engine notices, and the rest is never decoded.
+    wait_until(
+        lambda: (
+            metric(engine, "stenostack_request_errors_total", code="client_disconnected")
+            > cancelled_before
+        ),
+        what="the stream to be counted as cancelled",
+    )
+    wait_until(
+        lambda: metric(engine, "stenostack_requests_running", model=MODEL) == 0,
+        what="the cancelled work to stop",
+    )
+    windows = 3 * len(STORY) * 5 / 30  # about five seconds a sentence
+    batches_used = metric(engine, "stenostack_batch_size_count") - batches_before
+    assert batches_used < windows, (batches_used, windows)
+
+
+def speech_wav(text: str) -> bytes:
+    return wav_bytes(compose([0.3, text, 0.3]).samples)
+
+
+class FailsEverySecondDecode(WhisperCT2):
+    """The real model, except that every second decoding batch fails, as a broken GPU would.
+
+    Nothing in a healthy engine fails on demand, so this is the one instrumented model in
+    the suite; it runs in a real uvicorn server and is driven over HTTP.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.decoding_batches = 0
+
+    def run_batch(self, steps: Sequence[ModelStep]) -> list[Any]:
+        if isinstance(steps[0], Generate):
+            self.decoding_batches += 1
+            if self.decoding_batches % 2 == 0:
+                raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return super().run_batch(steps)
+
+
+@pytest.fixture(scope="module")
+def failing_server() -> Iterator[str]:
+    settings = EngineSettings(models=[MODEL])
+    registry = ModelRegistry(
+        [ModelSpec.parse(MODEL)],
+        {},
+        choose_placement("cpu", "int8"),
+        model_class=FailsEverySecondDecode,
+    )
+    with app_server(create_app(settings, registry)) as url:
+        yield url
+
+
+def test_failure_after_the_stream_started_is_sent_in_band(
+    failing_server: str, story_wav: bytes
+) -> None:
+    # On the wire: the first window's text, then an error frame ends the stream: no done
+    # event and no [DONE], so no client can take the partial text for the whole.
+    response, wire = post_stream(failing_server, {"model": MODEL}, story_wav)
+    assert response.status_code == 200
+    assert [frame.json.get("type") for frame in wire[:-1]] == ["transcript.text.delta"] * (
+        len(wire) - 1
+    )
+    assert len(wire) >= 2
+    error = wire[-1].json["error"]
+    assert error["code"] == "internal_error" and error["type"] == "server_error"
+    assert error["message"]
+
+    # The SDK raises it after handing out the deltas that came first.
+    client = OpenAI(base_url=f"{failing_server}/v1", api_key="unused", max_retries=0)
+    received = []
+    with pytest.raises(APIError) as caught:
+        for event in client.audio.transcriptions.create(
+            model=MODEL, file=("story.wav", story_wav), stream=True
+        ):
+            received.append(event)
+    assert received and all(event.type == "transcript.text.delta" for event in received)
+    assert caught.value.code == "internal_error"
+
+    # The server goes on serving.
+    text = client.audio.transcriptions.create(
+        model=MODEL, file=("a.wav", speech_wav("Thank you very much."))
+    )
+    assert "thank" in text.text.lower()
