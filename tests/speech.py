@@ -92,6 +92,17 @@ def wav_bytes(samples: Samples, rate: int = RATE, extra: tuple[str, ...] = ()) -
     ).stdout  # fmt: skip
 
 
+def raw_pcm(samples: Samples, rate: int = 24_000, encoding: str = "signed") -> bytes:
+    """Headerless mono audio as the Realtime API takes it: 16-bit PCM, or 8-bit G.711
+    (``encoding`` ``mu-law`` or ``a-law``)."""
+    bits = "16" if encoding == "signed" else "8"
+    return subprocess.run(
+        ["sox", "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", str(RATE), "-",
+         "-t", "raw", "-e", encoding, "-b", bits, "-r", str(rate), "-"],
+        input=samples.tobytes(), check=True, capture_output=True,
+    ).stdout  # fmt: skip
+
+
 def sox_encode(samples: Samples, file_type: str, extra: tuple[str, ...] = ()) -> bytes:
     return subprocess.run(
         ["sox", "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", str(RATE), "-",

@@ -77,3 +77,14 @@ class EngineMetrics:
             buckets=RTF_BUCKETS,
             registry=self.registry,
         )
+        self.realtime_sessions = Gauge(
+            "stenostack_realtime_sessions",
+            "Realtime transcription sessions (WebSocket connections) open now.",
+            registry=self.registry,
+        )
+        self.realtime_client_errors = Counter(
+            "stenostack_realtime_client_errors",
+            "Error events sent to realtime clients for messages they sent, by error code.",
+            ["code"],
+            registry=self.registry,
+        )

@@ -15,6 +15,7 @@ from stenostack import __version__
 from stenostack.api import audio_routes, meta_routes
 from stenostack.api.errors import install_error_handlers
 from stenostack.api.limits import UploadLimitMiddleware
+from stenostack.api.realtime import routes as realtime_routes
 from stenostack.api.request_id import RequestIdMiddleware
 from stenostack.config import EngineSettings
 from stenostack.engine.engine import Engine, SchedulingSettings
@@ -48,6 +49,7 @@ def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
     install_error_handlers(app)
     app.include_router(audio_routes.router)
     app.include_router(meta_routes.router)
+    app.include_router(realtime_routes.router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app

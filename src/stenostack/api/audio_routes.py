@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -13,10 +12,10 @@ from starlette.responses import Response
 
 from stenostack.api.formats import render
 from stenostack.api.forms import AudioRequest, parse_audio_form, read_form
+from stenostack.api.request_record import RequestRecord
 from stenostack.api.streaming import TranscriptEventStream
 from stenostack.engine.engine import Engine, EngineResult
 from stenostack.errors import APIError, ClientDisconnected
-from stenostack.metrics import EngineMetrics
 from stenostack.models.base import Task, TextDelta
 
 router = APIRouter()
@@ -108,28 +107,6 @@ async def _admitted_or_done(admitted: asyncio.Event, work: asyncio.Task[EngineRe
         await asyncio.wait({waiting, work}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiting.cancel()
-
-
-class RequestRecord:
-    """The metrics of one request, written once, when its outcome is known."""
-
-    def __init__(self, metrics: EngineMetrics, endpoint: str) -> None:
-        self.metrics = metrics
-        self.endpoint = endpoint
-        self.model = ""  # only served names become label values, so cardinality stays bounded
-        self.started = time.perf_counter()
-
-    def audio(self, seconds: float) -> None:
-        self.metrics.audio_seconds.labels(self.endpoint, self.model).inc(seconds)
-
-    def finish(self, status: int, code: str) -> None:
-        labels = (self.endpoint, self.model, str(status))
-        self.metrics.requests.labels(*labels).inc()
-        if status >= 400:
-            self.metrics.errors.labels(*labels, code).inc()
-        self.metrics.latency.labels(self.endpoint, self.model).observe(
-            time.perf_counter() - self.started
-        )
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[ResultT]) -> ResultT:

@@ -59,7 +59,9 @@ class AudioQueueBound:
 
     def release(self, seconds: float, *, finished: bool) -> None:
         with self._lock:
-            self._admitted_seconds = max(self._admitted_seconds - seconds, 0.0)
             self._admitted_requests -= 1
+            # Exactly zero when nothing is left, not a rounding residue of many sums.
+            remaining = self._admitted_seconds - seconds
+            self._admitted_seconds = remaining if self._admitted_requests else 0.0
             if finished:
                 self._finished_seconds += seconds

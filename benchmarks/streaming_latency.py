@@ -1,0 +1,201 @@
+"""How soon streamed text arrives: uploaded files over SSE, and live audio over the Realtime API.
+
+Run from the repository root:
+
+    python benchmarks/streaming_latency.py --model whisper-tiny.en
+
+It starts one engine with the model and measures, over HTTP and WebSocket on loopback:
+
+1. **A 5-minute file with ``stream=true``**: the time from sending the request to the first
+   ``transcript.text.delta`` and to ``transcript.text.done``, beside the same file without
+   streaming (the baseline: the whole answer at once), as ratios.
+2. **Live audio**: utterances with pauses, sent as 24 kHz PCM16 at real-time pace in 20 ms
+   pieces to ``/v1/realtime?intent=transcription`` with the default server VAD (500 ms of
+   silence ends a turn). For each utterance: the delay from the moment its last speech
+   sample was sent to its ``…transcription.completed`` event, split into turn detection
+   (until ``speech_stopped``) and transcription (from there to ``completed``), beside the
+   baseline of the same utterance uploaded as a file once it is over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+import numpy as np
+from openai import OpenAI
+from tests.realtime_client import realtime_session
+from tests.servers import engine_server
+from tests.speech import RATE, Recording, Utterance, compose, raw_pcm, wav_bytes
+from tests.test_long_audio import STORY
+from tests.wer import word_error_rate
+
+PCM_RATE = 24_000
+PIECE_SECONDS = 0.02
+UTTERANCES = [
+    "I would like a large coffee with milk and no sugar.",
+    "She finished the report and sent it to the whole team before noon.",
+    "The weather will be cold and windy for the rest of the week.",
+    "Our quarterly results were better than expected in every region.",
+    "The meeting has been moved to Thursday afternoon.",
+    "Please call me back after lunch.",
+    "Turn left at the second traffic light and park behind the bank.",
+    "The children walked to school along the river and counted the boats.",
+    "He asked the mayor for a room and a hot meal for the night.",
+    "They packed food, warm clothes and a lantern for the journey.",
+]
+
+
+def five_minute_story() -> Recording:
+    parts: list[str | float] = [0.5]
+    while sum(p if isinstance(p, float) else 4.5 for p in parts) < 300:
+        for index, sentence in enumerate(STORY):
+            parts += [sentence, 0.6 + (index % 3) * 0.4]
+    return compose(parts, noise_level=0.002)
+
+
+def sse_file(client: OpenAI, model: str, wav: bytes, runs: int) -> None:
+    plain, first, done = [], [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        client.audio.transcriptions.create(model=model, file=("story.wav", wav))
+        plain.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        arrivals = []
+        for _event in client.audio.transcriptions.create(
+            model=model, file=("story.wav", wav), stream=True
+        ):
+            arrivals.append(time.perf_counter() - started)
+        first.append(arrivals[0])
+        done.append(arrivals[-1])
+    p, f, d = statistics.median(plain), statistics.median(first), statistics.median(done)
+    print(f"\n5-minute file, {model}, median of {runs} runs (seconds)")
+    print(
+        "| without streaming: whole answer | stream: first delta | stream: done "
+        "| first delta / whole answer | done / whole answer |"
+    )
+    print("|---|---|---|---|---|")
+    print(f"| {p:.2f} | {f:.2f} | {d:.2f} | {f / p:.3f} | {d / p:.3f} |")
+
+
+def speech_end(recording: Recording, utterance: Utterance) -> float:
+    """When the utterance's last audible sample is (espeak ends its clips with silence)."""
+    start, end = int(utterance.start * RATE), int(utterance.end * RATE)
+    loud = np.nonzero(np.abs(recording.samples[start:end]) > 0.02)[0]
+    return (start + int(loud[-1])) / RATE
+
+
+def live_audio(server_url: str, client: OpenAI, model: str) -> None:
+    parts: list[str | float] = [0.5]
+    for text in UTTERANCES:
+        parts += [text, 1.5]
+    recording = compose(parts, noise_level=0.002)
+    pcm = raw_pcm(recording.samples, rate=PCM_RATE)
+    piece = int(PCM_RATE * PIECE_SECONDS) * 2
+    sent_at: dict[int, float] = {}  # byte offset -> wall time it was sent
+
+    with realtime_session(server_url) as session:
+        session.recv()
+        session.send(
+            "session.update",
+            session={
+                "type": "transcription",
+                "audio": {"input": {"transcription": {"model": model}}},
+            },
+        )
+        session.recv()
+
+        def pace() -> None:
+            started = time.perf_counter()
+            for index, offset in enumerate(range(0, len(pcm), piece)):
+                time.sleep(max(started + index * PIECE_SECONDS - time.perf_counter(), 0))
+                audio = base64.b64encode(pcm[offset : offset + piece]).decode()
+                session.send("input_audio_buffer.append", audio=audio)
+                sent_at[offset + piece] = time.perf_counter()
+
+        sender = threading.Thread(target=pace)
+        sender.start()
+        arrivals: dict[tuple[str, str], float] = {}
+        completed: dict[str, str] = {}
+        while len(completed) < len(UTTERANCES):
+            event = session.recv(timeout=60)
+            if "item_id" in event:
+                arrivals[(event["type"], event["item_id"])] = time.perf_counter()
+            if event["type"].endswith("transcription.completed"):
+                completed[event["item_id"]] = event["transcript"]
+        sender.join()
+    items = [item for kind, item in arrivals if kind == "input_audio_buffer.committed"]
+    items.sort(key=lambda item: arrivals[("input_audio_buffer.committed", item)])
+
+    def wall_time_of(seconds: float) -> float:
+        offset = int(seconds * PCM_RATE) * 2
+        return sent_at[min(o for o in sent_at if o >= offset)]
+
+    detection, transcription, total, baseline = [], [], [], []
+    errors = []
+    for item, utterance in zip(items, recording.utterances, strict=True):
+        spoken = wall_time_of(speech_end(recording, utterance))
+        stopped = arrivals[("input_audio_buffer.speech_stopped", item)]
+        done = arrivals[("conversation.item.input_audio_transcription.completed", item)]
+        detection.append(stopped - spoken)
+        transcription.append(done - stopped)
+        total.append(done - spoken)
+        errors.append(word_error_rate(utterance.text, completed[item]))
+        clip = recording.samples[
+            int(utterance.start * RATE) : int(utterance.end * RATE) + RATE // 4
+        ]
+        started = time.perf_counter()
+        client.audio.transcriptions.create(model=model, file=("clip.wav", wav_bytes(clip)))
+        baseline.append(time.perf_counter() - started)
+
+    def ms(values: list[float]) -> str:
+        ordered = sorted(values)
+        p95 = ordered[min(int(0.95 * len(ordered)), len(ordered) - 1)]
+        return f"{statistics.median(values) * 1000:.0f} / {p95 * 1000:.0f}"
+
+    print(
+        f"\nLive audio, {model}: {len(items)} utterances at real-time pace, server VAD "
+        "silence 500 ms, median / p95 (ms)"
+    )
+    print(
+        "| end of speech -> speech_stopped | speech_stopped -> completed "
+        "| end of speech -> completed | baseline: upload the utterance once over "
+        "| transcription / baseline | WER |"
+    )
+    print("|---|---|---|---|---|---|")
+    ratio = statistics.median(transcription) / statistics.median(baseline)
+    print(
+        f"| {ms(detection)} | {ms(transcription)} | {ms(total)} | {ms(baseline)} "
+        f"| {ratio:.2f} | {statistics.mean(errors):.3f} |"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="whisper-tiny.en")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    story = five_minute_story()
+    print(f"5-minute file: {story.duration:.0f} s of audio")
+    wav = wav_bytes(story.samples)
+    with engine_server("--model", args.model) as server:
+        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=600)
+        client.audio.transcriptions.create(
+            model=args.model, file=("w.wav", wav_bytes(story.samples[: 5 * RATE]))
+        )
+        sse_file(client, args.model, wav, args.runs)
+        live_audio(server.url, client, args.model)
+        httpx.get(f"{server.url}/health")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""A realtime transcription session's configuration, and ``session.update`` applied to it.
+
+The shapes are those of the official SDK's ``RealtimeTranscriptionSessionCreateRequest``:
+``session.audio.input.{format, transcription, turn_detection, noise_reduction}`` and
+``session.include``. As OpenAI documents, only the fields present in an update change, and
+``null`` turns a feature off. An update is checked whole before any of it applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stenostack.audio.live_input import LiveAudioFormat
+from stenostack.audio.turns import TurnSettings
+
+LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
+
+
+class SessionUpdateError(Exception):
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+# -- what a client may send (unknown fields are ignored, as the SDK's models allow) ------
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _PcmFormat(_Lenient):
+    type: Literal["audio/pcm"]
+    # OpenAI takes 24 kHz only; other common rates are accepted here and resampled.
+    rate: int = Field(default=24_000, ge=8_000, le=48_000)
+
+
+class _G711Format(_Lenient):
+    type: Literal["audio/pcmu", "audio/pcma"]
+
+
+class _Transcription(_Lenient):
+    model: str | None = None
+    language: str | None = None
+    prompt: str | None = None
+
+
+class _ServerVad(_Lenient):
+    type: Literal["server_vad"]
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    prefix_padding_ms: int | None = Field(default=None, ge=0, le=10_000)
+    silence_duration_ms: int | None = Field(default=None, ge=0, le=10_000)
+    # create_response, interrupt_response and idle_timeout_ms steer model responses, which a
+    # transcription session never makes; they are accepted and have no effect.
+
+
+class _SemanticVad(_Lenient):
+    type: Literal["semantic_vad"]
+
+
+class _AudioInput(_Lenient):
+    format: Annotated[_PcmFormat | _G711Format, Field(discriminator="type")] | None = None
+    transcription: _Transcription | None = None
+    turn_detection: Annotated[_ServerVad | _SemanticVad, Field(discriminator="type")] | None = None
+    noise_reduction: dict[str, Any] | None = None
+
+
+class _Audio(_Lenient):
+    input: _AudioInput | None = None
+
+
+class _Session(_Lenient):
+    type: Literal["transcription"]
+    audio: _Audio | None = None
+    include: list[Literal["item.input_audio_transcription.logprobs"]] | None = None
+
+
+# -- the effective configuration ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TranscriptionSettings:
+    model: str
+    language: str | None = None
+    prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    audio_format: LiveAudioFormat
+    transcription: TranscriptionSettings | None
+    turns: TurnSettings | None
+    logprobs: bool = False
+
+    @classmethod
+    def default(cls, model: str) -> SessionConfig:
+        return cls(LiveAudioFormat(), TranscriptionSettings(model), TurnSettings())
+
+    def to_wire(self, session_id: str) -> dict[str, Any]:
+        """The session as ``session.created`` and ``session.updated`` show it."""
+        audio_format: dict[str, Any] = {"type": self.audio_format.type}
+        if self.audio_format.type == "audio/pcm":
+            audio_format["rate"] = self.audio_format.rate
+        transcription = None
+        if self.transcription is not None:
+            transcription = {
+                "model": self.transcription.model,
+                "language": self.transcription.language,
+                "prompt": self.transcription.prompt or "",
+            }
+        turn_detection = None
+        if self.turns is not None:
+            turn_detection = {"type": "server_vad", **dataclasses.asdict(self.turns)}
+        return {
+            "type": "transcription",
+            "id": session_id,
+            "object": "realtime.transcription_session",
+            "audio": {
+                "input": {
+                    "format": audio_format,
+                    "transcription": transcription,
+                    "turn_detection": turn_detection,
+                    "noise_reduction": None,  # not offered: the effective setting is off
+                }
+            },
+            "include": [LOGPROBS_INCLUDE] if self.logprobs else [],
+        }
+
+
+#: Checks a transcription choice against the served models; raises SessionUpdateError.
+TranscriptionCheck = Callable[[TranscriptionSettings], TranscriptionSettings]
+
+
+def apply_update(config: SessionConfig, session: Any, check: TranscriptionCheck) -> SessionConfig:
+    """``config`` with the update's fields applied; raises SessionUpdateError."""
+    if not isinstance(session, dict):
+        raise SessionUpdateError("'session' must be an object.", "session")
+    if session.get("type") != "transcription":
+        raise SessionUpdateError(
+            "This server serves transcription sessions only: set session.type to "
+            f"'transcription' (got {session.get('type')!r}).",
+            "session.type",
+        )
+    try:
+        update = _Session.model_validate(session)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(part) for part in first["loc"] if not isinstance(part, int))
+        raise SessionUpdateError(
+            f"Invalid session.{path}: {first['msg']}.", f"session.{path}"
+        ) from None
+
+    new = config
+    if update.include is not None:
+        new = dataclasses.replace(new, logprobs=LOGPROBS_INCLUDE in update.include)
+    audio_input = update.audio.input if update.audio else None
+    if audio_input is None:
+        return new
+    given = audio_input.model_fields_set
+    if "format" in given and audio_input.format is not None:
+        rate = getattr(audio_input.format, "rate", 24_000)
+        new = dataclasses.replace(new, audio_format=LiveAudioFormat(audio_input.format.type, rate))
+    if "transcription" in given:
+        new = dataclasses.replace(
+            new, transcription=_transcription(new.transcription, audio_input.transcription, check)
+        )
+    if "turn_detection" in given:
+        new = dataclasses.replace(new, turns=_turns(new.turns, audio_input.turn_detection))
+    return new
+
+
+def _transcription(
+    current: TranscriptionSettings | None,
+    update: _Transcription | None,
+    check: TranscriptionCheck,
+) -> TranscriptionSettings | None:
+    if update is None:
+        return None
+    fields = {name: getattr(update, name) for name in update.model_fields_set}
+    base = current or TranscriptionSettings(model="")
+    merged = dataclasses.replace(base, **fields)
+    if not merged.model:
+        raise SessionUpdateError(
+            "session.audio.input.transcription.model is required.",
+            "session.audio.input.transcription.model",
+        )
+    return check(merged)
+
+
+def _turns(
+    current: TurnSettings | None, update: _ServerVad | _SemanticVad | None
+) -> TurnSettings | None:
+    if update is None:
+        return None
+    if isinstance(update, _SemanticVad):
+        raise SessionUpdateError(
+            "turn_detection type 'semantic_vad' is not available here: use 'server_vad', or "
+            "null to commit the buffer yourself.",
+            "session.audio.input.turn_detection.type",
+        )
+    fields = {
+        name: getattr(update, name)
+        for name in ("threshold", "prefix_padding_ms", "silence_duration_ms")
+        if getattr(update, name) is not None
+    }
+    return dataclasses.replace(current or TurnSettings(), **fields)

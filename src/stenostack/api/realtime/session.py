@@ -1,0 +1,354 @@
+"""One realtime transcription session: live audio in, turns found, each turn transcribed.
+
+The client appends audio to the input buffer. With ``server_vad`` the server finds the
+turns itself (``speech_started`` / ``speech_stopped``) and commits each one; without it the
+client commits. Every committed turn becomes a user item whose audio goes through the
+engine (and so through the same batch scheduler as uploaded files), its text coming back as
+``…input_audio_transcription.delta`` events and one ``.completed``. A message the session
+cannot use gets an ``error`` event naming what was wrong, and the session goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from stenostack.api.realtime import events
+from stenostack.api.realtime.config import (
+    SessionConfig,
+    SessionUpdateError,
+    TranscriptionSettings,
+    apply_update,
+)
+from stenostack.api.request_record import RequestRecord
+from stenostack.audio.decode import DecodedAudio
+from stenostack.audio.live_buffer import LiveBuffer
+from stenostack.audio.live_input import LiveAudioConverter
+from stenostack.audio.turns import SAMPLE_RATE, StreamingVad, TurnDetector, TurnEvent
+from stenostack.engine.engine import Engine
+from stenostack.errors import APIError
+from stenostack.metrics import EngineMetrics
+from stenostack.models.base import Int16Audio, TextDelta, TranscriptionOptions
+
+log = logging.getLogger(__name__)
+
+# A turn that goes on this long without a pause is cut, so text keeps coming.
+MAX_TURN_SECONDS = 30.0
+# Without server VAD the client commits; until then the buffer holds at most this much.
+MAX_BUFFER_SECONDS = 900.0
+# OpenAI refuses to commit less than this.
+MIN_COMMIT_MS = 100
+# Events of a conversation (model responses), which a transcription session does not have.
+CONVERSATION_EVENTS = frozenset(
+    {
+        "conversation.item.create",
+        "conversation.item.retrieve",
+        "conversation.item.truncate",
+        "conversation.item.delete",
+        "response.create",
+        "response.cancel",
+        "output_audio_buffer.clear",
+    }
+)
+
+
+class ClientEventError(Exception):
+    """A client event the session cannot use; answered with an ``error`` event."""
+
+    def __init__(self, message: str, code: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.param = param
+
+
+class RealtimeSession:
+    def __init__(
+        self, websocket: WebSocket, engine: Engine, metrics: EngineMetrics, default_model: str
+    ) -> None:
+        self.websocket = websocket
+        self.engine = engine
+        self.metrics = metrics
+        self.id = events.new_id("sess")
+        self.config = SessionConfig.default(default_model)
+        self.buffer = LiveBuffer()
+        self._converter = LiveAudioConverter(self.config.audio_format, SAMPLE_RATE)
+        self._vad: StreamingVad | None = None
+        self._turns: TurnDetector | None = None
+        self._start_turn_detection()
+        self._turn_item: str | None = None  # the item id of the turn being spoken
+        self._last_item: str | None = None
+        self._transcriptions: set[asyncio.Task[None]] = set()
+        self._outbox: asyncio.Queue[events.Event] = asyncio.Queue()
+
+    async def serve(self) -> None:
+        """Run until the client disconnects; then drop the work still in flight."""
+        writer = asyncio.create_task(self._write())
+        self.emit(events.event("session.created", session=self.config.to_wire(self.id)))
+        try:
+            while True:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                await self._receive(message.get("text"))
+        finally:
+            for task in self._transcriptions:
+                task.cancel()
+            await asyncio.gather(*self._transcriptions, return_exceptions=True)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    def emit(self, event: events.Event) -> None:
+        """Queue an event for the client; one writer keeps them in order."""
+        self._outbox.put_nowait(event)
+
+    async def _write(self) -> None:
+        while True:
+            event = await self._outbox.get()
+            await self.websocket.send_text(json.dumps(event, ensure_ascii=False))
+
+    # -- client events ------------------------------------------------------------------
+
+    async def _receive(self, text: str | None) -> None:
+        client_event_id = None
+        try:
+            payload = self._parse(text)
+            client_event_id = payload.get("event_id")
+            kind = payload["type"]
+            if kind == "session.update":
+                self._update_session(payload.get("session"))
+            elif kind == "input_audio_buffer.append":
+                await self._append(payload.get("audio"))
+            elif kind == "input_audio_buffer.commit":
+                self._commit_buffer()
+            elif kind == "input_audio_buffer.clear":
+                self._clear_buffer()
+            elif kind in CONVERSATION_EVENTS:
+                raise ClientEventError(
+                    f"'{kind}' is not available: this is a transcription session, which "
+                    "transcribes input audio and creates no model responses.",
+                    "unsupported_event",
+                    "type",
+                )
+            else:
+                hint = (
+                    " Use 'session.update' with session.type 'transcription'."
+                    if kind == "transcription_session.update"
+                    else ""
+                )
+                raise ClientEventError(
+                    f"Unknown event type '{kind}'. This session takes session.update, "
+                    "input_audio_buffer.append, input_audio_buffer.commit and "
+                    f"input_audio_buffer.clear.{hint}",
+                    "unknown_event_type",
+                    "type",
+                )
+        except ClientEventError as exc:
+            self.metrics.realtime_client_errors.labels(exc.code).inc()
+            self.emit(
+                events.error(
+                    exc.message,
+                    code=exc.code,
+                    param=exc.param,
+                    client_event_id=client_event_id if isinstance(client_event_id, str) else None,
+                )
+            )
+
+    @staticmethod
+    def _parse(text: str | None) -> dict[str, Any]:
+        if text is None:
+            raise ClientEventError(
+                "Binary messages are not accepted: send each event as a JSON text message "
+                "(audio goes base64-encoded in input_audio_buffer.append).",
+                "invalid_event",
+            )
+        try:
+            payload = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            raise ClientEventError("The message is not valid JSON.", "invalid_json") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+            raise ClientEventError(
+                "Each message must be a JSON object with a string 'type'.", "invalid_event", "type"
+            )
+        return payload
+
+    def _update_session(self, session: Any) -> None:
+        try:
+            config = apply_update(self.config, session, self._check_transcription)
+        except SessionUpdateError as exc:
+            raise ClientEventError(exc.message, "invalid_value", exc.param) from None
+        previous, self.config = self.config, config
+        if config.audio_format != previous.audio_format:
+            self._converter = LiveAudioConverter(config.audio_format, SAMPLE_RATE)
+        if config.turns != previous.turns:
+            self._start_turn_detection()
+        self.emit(events.event("session.updated", session=config.to_wire(self.id)))
+
+    def _check_transcription(self, settings: TranscriptionSettings) -> TranscriptionSettings:
+        param = "session.audio.input.transcription"
+        try:
+            model = self.engine.registry.get(settings.model)
+            language = model.validate_language(settings.language)
+        except APIError as exc:
+            field = "language" if exc.param == "language" else "model"
+            raise SessionUpdateError(exc.message, f"{param}.{field}") from None
+        return TranscriptionSettings(settings.model, language, settings.prompt)
+
+    async def _append(self, audio: Any) -> None:
+        if not isinstance(audio, str):
+            raise ClientEventError(
+                "input_audio_buffer.append needs 'audio': base64-encoded audio.",
+                "invalid_value",
+                "audio",
+            )
+        try:
+            data = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError):
+            raise ClientEventError(
+                "'audio' is not valid base64.", "invalid_value", "audio"
+            ) from None
+        audio_format = self.config.audio_format
+        if len(data) % audio_format.bytes_per_sample:
+            raise ClientEventError(
+                f"'audio' holds {len(data)} bytes: {audio_format.type} audio comes in whole "
+                f"{audio_format.bytes_per_sample}-byte samples.",
+                "invalid_value",
+                "audio",
+            )
+        incoming = len(data) // audio_format.bytes_per_sample * SAMPLE_RATE
+        incoming //= audio_format.input_rate
+        if self._turns is None and self.buffer.held + incoming > MAX_BUFFER_SECONDS * SAMPLE_RATE:
+            raise ClientEventError(
+                f"The input audio buffer is full ({MAX_BUFFER_SECONDS:.0f} s): commit or clear "
+                "it. This audio was dropped.",
+                "input_audio_buffer_full",
+                "audio",
+            )
+        turn_events = await asyncio.to_thread(self._ingest, data)
+        for turn in turn_events:
+            self._on_turn(turn)
+        if self._turns is not None and not self._turns.speaking:
+            prefix = self._turns.settings.prefix_padding_ms * SAMPLE_RATE // 1000
+            self.buffer.drop_before(self._turns.position - prefix)
+
+    def _ingest(self, data: bytes) -> list[TurnEvent]:
+        """Convert, buffer and judge appended audio (blocking: runs on a worker thread)."""
+        samples = self._converter.convert(data)
+        self.buffer.append(samples)
+        if self._vad is None or self._turns is None:
+            return []
+        return self._turns.feed(self._vad.probabilities(samples))
+
+    def _commit_buffer(self) -> None:
+        held_ms = self.buffer.held * 1000 // SAMPLE_RATE
+        if held_ms < MIN_COMMIT_MS:
+            raise ClientEventError(
+                f"Error committing input audio buffer: expected at least {MIN_COMMIT_MS} ms "
+                f"of audio, but the buffer holds {held_ms} ms.",
+                "input_audio_buffer_commit_empty",
+            )
+        item_id = self._turn_item or events.new_id("item")
+        self._turn_item = None
+        if self._turns is not None:
+            self._turns.reset()
+        self._commit(self.buffer.take(self.buffer.start, self.buffer.end), item_id)
+
+    def _clear_buffer(self) -> None:
+        self.buffer.clear()
+        self._turn_item = None
+        if self._turns is not None:
+            self._turns.reset()
+        self.emit(events.event("input_audio_buffer.cleared"))
+
+    # -- turns and items ----------------------------------------------------------------
+
+    def _start_turn_detection(self) -> None:
+        """(Re)start server VAD at the end of the buffer, or stop it."""
+        self._turn_item = None
+        if self.config.turns is None:
+            self._vad, self._turns = None, None
+            return
+        self._vad = StreamingVad()
+        self._turns = TurnDetector(self.config.turns, MAX_TURN_SECONDS, start=self.buffer.end)
+
+    def _on_turn(self, turn: TurnEvent) -> None:
+        at_ms = turn.position * 1000 // SAMPLE_RATE
+        if turn.kind == "started":
+            self._turn_item = events.new_id("item")
+            self.emit(
+                events.event(
+                    "input_audio_buffer.speech_started",
+                    audio_start_ms=at_ms,
+                    item_id=self._turn_item,
+                )
+            )
+            return
+        item_id = self._turn_item or events.new_id("item")
+        self._turn_item = None
+        self.emit(
+            events.event("input_audio_buffer.speech_stopped", audio_end_ms=at_ms, item_id=item_id)
+        )
+        self._commit(self.buffer.take(self.buffer.start, turn.position), item_id)
+
+    def _commit(self, audio: Int16Audio, item_id: str) -> None:
+        previous, self._last_item = self._last_item, item_id
+        self.emit(
+            events.event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous)
+        )
+        self.emit(events.item_added(item_id, previous))
+        if self.config.transcription is None:
+            self.emit(events.item_done(item_id, previous, None))
+            return
+        task = asyncio.create_task(
+            self._transcribe(item_id, previous, audio, self.config.transcription)
+        )
+        self._transcriptions.add(task)
+        task.add_done_callback(self._transcriptions.discard)
+
+    async def _transcribe(
+        self,
+        item_id: str,
+        previous: str | None,
+        audio: Int16Audio,
+        settings: TranscriptionSettings,
+    ) -> None:
+        options = TranscriptionOptions(
+            language=settings.language, prompt=settings.prompt, logprobs=self.config.logprobs
+        )
+        record = RequestRecord(self.metrics, "realtime")
+        record.model = self.engine.registry.root_name(settings.model)
+        seconds = len(audio) / SAMPLE_RATE
+
+        def on_delta(delta: TextDelta) -> None:
+            self.emit(events.transcription_delta(item_id, delta.text, delta.logprobs))
+
+        try:
+            result = await self.engine.run(
+                settings.model, DecodedAudio(audio, SAMPLE_RATE), options, on_delta=on_delta
+            )
+        except asyncio.CancelledError:
+            record.finish(499, "client_disconnected")
+            raise
+        except APIError as exc:
+            record.finish(exc.status_code, exc.code or exc.error_type)
+            self.emit(events.transcription_failed(item_id, exc))
+            return
+        except Exception:
+            log.exception("transcribing realtime item %s failed", item_id)
+            record.finish(500, "internal_error")
+            failure = APIError("The transcription failed on the server.", code="internal_error")
+            self.emit(events.transcription_failed(item_id, failure))
+            return
+        record.audio(seconds)
+        record.finish(200, "")
+        transcript = result.transcript
+        self.emit(
+            events.transcription_completed(item_id, transcript.text, seconds, transcript.logprobs)
+        )
+        self.emit(events.item_done(item_id, previous, transcript.text))
