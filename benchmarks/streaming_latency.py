@@ -54,12 +54,15 @@ UTTERANCES = [
 ]
 
 
-def five_minute_story() -> Recording:
+def five_minute_story(seconds: float = 300.0) -> Recording:
+    """The story read over and over, cut in a pause after ``seconds`` of audio."""
     parts: list[str | float] = [0.5]
-    while sum(p if isinstance(p, float) else 4.5 for p in parts) < 300:
-        for index, sentence in enumerate(STORY):
-            parts += [sentence, 0.6 + (index % 3) * 0.4]
-    return compose(parts, noise_level=0.002)
+    for index, sentence in enumerate(STORY * 4):
+        parts += [sentence, 0.6 + (index % 3) * 0.4]
+    story = compose(parts, noise_level=0.002)
+    kept = [u for u in story.utterances if u.end <= seconds]
+    end = int((kept[-1].end + 0.5) * RATE)
+    return Recording(story.samples[:end], kept)
 
 
 def sse_file(client: OpenAI, model: str, wav: bytes, runs: int) -> None:
