@@ -19,6 +19,7 @@ from openai import AsyncOpenAI
 from websockets.exceptions import ConnectionClosed
 
 from stenostack.audio.turns import FRAME_SAMPLES, StreamingVad
+from tests.faulty_model import failing_engine
 from tests.realtime_client import realtime_session
 from tests.servers import RunningServer, metric, wait_until
 from tests.speech import Recording, compose, raw_pcm
@@ -325,6 +326,41 @@ def test_hanging_up_cancels_the_transcription(engine: RunningServer) -> None:
         what="the item's transcription to be cancelled",
     )
     wait_until(lambda: metric(engine, "stenostack_queued_audio_seconds") == 0, what="idle")
+
+
+def test_a_turn_that_cannot_be_transcribed_gets_a_failed_event() -> None:
+    """The model fails on the second turn: that item gets ``.failed``, the session goes on."""
+    clip = raw_pcm(compose([0.3, FIRST, 0.3]).samples)
+    manual = {
+        "type": "transcription",
+        "audio": {"input": {"transcription": {"model": MODEL}, "turn_detection": None}},
+    }
+    with failing_engine() as url, realtime_session(url) as session:
+        session.recv()
+        session.send("session.update", session=manual)
+        session.recv()
+        kinds = []
+        for _ in range(3):
+            session.append(clip)
+            session.send("input_audio_buffer.commit")
+            events = session.until("conversation.item.done")
+            kinds.append(
+                [e["type"].rsplit(".", 1)[-1] for e in events if "transcription" in e["type"]]
+            )
+        failed = next(e for e in session.received if e["type"].endswith("transcription.failed"))
+    assert kinds[0][-1] == "completed" and kinds[2][-1] == "completed"
+    assert kinds[1] == ["failed"]
+    assert failed["error"]["code"] == "internal_error" and failed["error"]["message"]
+    assert failed["content_index"] == 0
+
+
+def test_a_message_over_the_size_limit_closes_with_a_reason(engine: RunningServer) -> None:
+    with realtime_session(engine.url, max_size=None) as session:
+        session.recv()
+        session.send("input_audio_buffer.append", audio="A" * (17 * 1024 * 1024))
+        with pytest.raises(ConnectionClosed) as closed:
+            session.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # message too big
 
 
 def test_streaming_vad_matches_one_pass_over_the_audio() -> None:

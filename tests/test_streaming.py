@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from openai import APIError, BadRequestError, NotFoundError, OpenAI
 
-from stenostack.api.app import create_app
-from stenostack.config import EngineSettings
-from stenostack.models.base import ModelStep
-from stenostack.models.registry import ModelRegistry, ModelSpec, choose_placement
-from stenostack.models.whisper.model import WhisperCT2
-from stenostack.models.whisper.steps import Generate
-from tests.servers import RunningServer, app_server, metric, wait_until
+from tests.faulty_model import failing_engine
+from tests.servers import RunningServer, metric, wait_until
 from tests.speech import Recording, compose, silence, wav_bytes
 from tests.sse import Frame, frames
 from tests.test_languages import SPANISH, speech_file
@@ -225,35 +220,9 @@ def speech_wav(text: str) -> bytes:
     return wav_bytes(compose([0.3, text, 0.3]).samples)
 
 
-class FailsEverySecondDecode(WhisperCT2):
-    """The real model, except that every second decoding batch fails, as a broken GPU would.
-
-    Nothing in a healthy engine fails on demand, so this is the one instrumented model in
-    the suite; it runs in a real uvicorn server and is driven over HTTP.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.decoding_batches = 0
-
-    def run_batch(self, steps: Sequence[ModelStep]) -> list[Any]:
-        if isinstance(steps[0], Generate):
-            self.decoding_batches += 1
-            if self.decoding_batches % 2 == 0:
-                raise RuntimeError("CUDA error: an illegal memory access was encountered")
-        return super().run_batch(steps)
-
-
 @pytest.fixture(scope="module")
 def failing_server() -> Iterator[str]:
-    settings = EngineSettings(models=[MODEL])
-    registry = ModelRegistry(
-        [ModelSpec.parse(MODEL)],
-        {},
-        choose_placement("cpu", "int8"),
-        model_class=FailsEverySecondDecode,
-    )
-    with app_server(create_app(settings, registry)) as url:
+    with failing_engine() as url:
         yield url
 
 

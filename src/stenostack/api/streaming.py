@@ -89,7 +89,8 @@ class TranscriptEventStream(StreamingResponse):
         finally:
             if not self._work.done():
                 self._work.cancel()
-                await asyncio.gather(self._work, return_exceptions=True)
+            # Also collects the outcome of work that ended unseen as the client left.
+            await asyncio.gather(self._work, return_exceptions=True)
             self._end(499, "client_disconnected", None)
 
     async def _events(self) -> AsyncIterator[bytes]:

@@ -337,13 +337,16 @@ class RealtimeSession:
             raise
         except APIError as exc:
             record.finish(exc.status_code, exc.code or exc.error_type)
-            self.emit(events.transcription_failed(item_id, exc))
+            self._fail(item_id, previous, exc)
             return
         except Exception:
             log.exception("transcribing realtime item %s failed", item_id)
             record.finish(500, "internal_error")
-            failure = APIError("The transcription failed on the server.", code="internal_error")
-            self.emit(events.transcription_failed(item_id, failure))
+            self._fail(
+                item_id,
+                previous,
+                APIError("The transcription failed on the server.", code="internal_error"),
+            )
             return
         record.audio(seconds)
         record.finish(200, "")
@@ -352,3 +355,7 @@ class RealtimeSession:
             events.transcription_completed(item_id, transcript.text, seconds, transcript.logprobs)
         )
         self.emit(events.item_done(item_id, previous, transcript.text))
+
+    def _fail(self, item_id: str, previous: str | None, failure: APIError) -> None:
+        self.emit(events.transcription_failed(item_id, failure))
+        self.emit(events.item_done(item_id, previous, None))
