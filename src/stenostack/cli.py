@@ -12,6 +12,7 @@ from stenostack import __version__
 from stenostack.config import EngineSettings
 from stenostack.models.registry import ModelRegistry, ModelSpec, choose_placement
 from stenostack.models.sources import ModelSourceError
+from stenostack.router.cli import add_router_command, run_router
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,11 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.log_level,
         choices=["critical", "error", "warning", "info", "debug"],
     )
+    add_router_command(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "router":
+        return run_router(args)
     settings = EngineSettings(
         host=args.host,
         port=args.port,

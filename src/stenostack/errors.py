@@ -117,3 +117,55 @@ class ClientDisconnected(APIError):
 
     def __init__(self) -> None:
         super().__init__("The client closed the connection.", code="client_disconnected")
+
+
+class Unauthorized(APIError):
+    """No API key, or not one this server accepts (401)."""
+
+    status_code = 401
+    error_type = "invalid_request_error"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Incorrect or missing API key: pass one this router accepts as "
+            "'Authorization: Bearer <key>'.",
+            code="invalid_api_key",
+        )
+
+
+class NoHealthyBackend(APIError):
+    """Backends serve the model, but none can take a request now (503)."""
+
+    status_code = 503
+    error_type = "server_error"
+
+    def __init__(self, model: str, retry_after_s: int) -> None:
+        super().__init__(
+            f"No healthy backend can serve model '{model}' right now; retry shortly.",
+            code="no_healthy_backend",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+
+class BackendUnreachable(APIError):
+    """Every backend tried failed before answering (502)."""
+
+    status_code = 502
+    error_type = "server_error"
+
+    def __init__(self, model: str, attempts: int) -> None:
+        super().__init__(
+            f"No backend for model '{model}' could be reached ({attempts} tried).",
+            code="backend_unreachable",
+            headers={"Retry-After": "1"},
+        )
+
+
+class BackendTimeout(APIError):
+    """A backend did not answer in time (504)."""
+
+    status_code = 504
+    error_type = "server_error"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"The backend timed out: {what}.", code="backend_timeout")

@@ -1,0 +1,160 @@
+"""The router's ASGI application: OpenAI's paths, routed by model to healthy backends."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from stenostack import __version__
+from stenostack.api.errors import install_error_handlers
+from stenostack.api.request_id import RequestIdMiddleware
+from stenostack.errors import APIError, InvalidRequest, Unauthorized, UploadTooLarge
+from stenostack.router.balancer import Balancer
+from stenostack.router.body import RequestBody, multipart_boundary
+from stenostack.router.health import HealthChecker
+from stenostack.router.metrics import RouterMetrics
+from stenostack.router.pool import BackendPool
+from stenostack.router.proxy import BYTES_PER_AUDIO_SECOND, Outgoing, Proxy
+from stenostack.router.settings import RouterSettings
+
+log = logging.getLogger(__name__)
+
+AUDIO_PATHS = ("/v1/audio/transcriptions", "/v1/audio/translations")
+# Other OpenAI paths with a JSON body naming the model, proxied as they are.
+JSON_PATHS = (
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/responses",
+    "/v1/audio/speech",
+    "/v1/rerank",
+    "/v1/score",
+)
+MAX_JSON_BODY = 32 * 1024 * 1024
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/version"})
+
+
+def create_router_app(settings: RouterSettings) -> FastAPI:
+    metrics = RouterMetrics()
+    pool = BackendPool()
+    pool.set_urls(settings.backends)
+    balancer = Balancer(settings.routing)
+    state: dict[str, object] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            checker = HealthChecker(pool, session, settings, metrics)
+            state["proxy"] = Proxy(pool, balancer, session, settings, metrics)
+            await checker.check_all()  # know the backends before the first request
+            checking = asyncio.create_task(checker.run())
+            yield
+            checking.cancel()
+            await asyncio.gather(checking, return_exceptions=True)
+
+    app = FastAPI(title="stenostack router", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    def proxy() -> Proxy:
+        return state["proxy"]  # type: ignore[return-value]
+
+    def authorize(request: Request) -> None:
+        if not settings.api_keys:
+            return
+        given = request.headers.get("authorization", "")
+        token = given[7:].strip() if given[:7].lower() == "bearer " else ""
+        # Compare with every key, so the time taken does not tell which one came close.
+        matched = [hmac.compare_digest(token.encode(), key.encode()) for key in settings.api_keys]
+        if not any(matched):
+            raise Unauthorized()
+
+    async def audio(request: Request) -> Response:
+        authorize(request)
+        boundary = multipart_boundary(request.headers.get("content-type", ""))
+        if boundary is None:
+            raise InvalidRequest(
+                "Expected a multipart/form-data body with a 'file' field.",
+                code="invalid_content_type",
+            )
+        body = RequestBody(
+            request.receive, settings.max_upload_bytes, settings.retries.replay_buffer_bytes
+        )
+        try:
+            declared = int(request.headers.get("content-length", "0") or 0)
+            if declared > settings.max_upload_bytes:
+                raise UploadTooLarge(settings.max_upload_bytes)
+            fields = await body.read_form_head(boundary, "model")
+            model = fields.get("model")
+            if not model:
+                raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+            size = declared or body.received
+            outgoing = Outgoing(
+                model,
+                body,
+                request.headers.get(settings.affinity_header),
+                size / BYTES_PER_AUDIO_SECOND,
+            )
+            return await proxy().forward(request, outgoing)
+        finally:
+            # Safe once a response has begun: a spooled head is sent before anything else.
+            body.close()
+
+    async def json_api(request: Request) -> Response:
+        authorize(request)
+        body = RequestBody(request.receive, MAX_JSON_BODY, MAX_JSON_BODY)
+        raw = await body.read_all()
+        try:
+            model = json.loads(raw).get("model")
+        except (ValueError, AttributeError):
+            model = None
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest("Expected a JSON body with a 'model'.", param="model")
+        outgoing = Outgoing(model, body, request.headers.get(settings.affinity_header), 0.0)
+        return await proxy().forward(request, outgoing)
+
+    for path in AUDIO_PATHS:
+        app.add_api_route(path, audio, methods=["POST"], include_in_schema=False)
+    for path in JSON_PATHS:
+        app.add_api_route(path, json_api, methods=["POST"], include_in_schema=False)
+
+    @app.get("/v1/models")
+    async def list_models(request: Request) -> JSONResponse:
+        authorize(request)
+        return JSONResponse({"object": "list", "data": pool.models()})
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        available = [b.url for b in pool.all() if b.available()]
+        status = 200 if available else 503
+        return JSONResponse({"ready": bool(available), "backends": available}, status)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/version")
+    async def version() -> JSONResponse:
+        return JSONResponse({"stenostack": __version__, "role": "router"})
+
+    app.state.pool = pool
+    app.state.metrics = metrics
+    return app
+
+
+__all__ = ["APIError", "create_router_app"]

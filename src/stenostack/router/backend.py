@@ -1,0 +1,76 @@
+"""A backend: one engine (or vLLM server) the router forwards to, and what it knows of it.
+
+Its state has three parts, named as proxies name them: what it serves (models learned
+from its ``/v1/models``), whether it is healthy (active health checks) or ejected (outlier
+ejection after failures seen on real traffic), and its load (audio seconds the router has
+in flight there, plus what the engine itself reports as queued).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from stenostack.router.settings import OutlierEjection
+
+
+@dataclass
+class Backend:
+    url: str
+    # Model id -> its /v1/models entry (capabilities included).
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    healthy: bool = False  # set by active health checks
+    ejected_until: float = 0.0  # monotonic time; passive outlier ejection
+    ejections_in_a_row: int = 0
+    consecutive_failures: int = 0
+    inflight_requests: int = 0
+    inflight_audio_s: float = 0.0  # the router's own estimate for requests it has there
+    reported_queued_audio_s: float = 0.0  # the engine's stenostack_queued_audio_seconds
+    inflight_at_report_s: float = 0.0  # our own estimate when that report was read
+
+    @property
+    def name(self) -> str:
+        return self.url
+
+    def available(self, now: float | None = None) -> bool:
+        return self.healthy and (now or time.monotonic()) >= self.ejected_until
+
+    def load(self) -> float:
+        """Audio seconds queued and running here: ours, plus other callers' as reported."""
+        others = max(self.reported_queued_audio_s - self.inflight_at_report_s, 0.0)
+        return self.inflight_audio_s + others
+
+    def started(self, audio_s: float) -> None:
+        self.inflight_requests += 1
+        self.inflight_audio_s += audio_s
+
+    def finished(self, audio_s: float) -> None:
+        self.inflight_requests -= 1
+        self.inflight_audio_s = max(self.inflight_audio_s - audio_s, 0.0)
+        if self.inflight_requests == 0:
+            self.inflight_audio_s = 0.0
+
+    # -- outlier ejection ---------------------------------------------------------------
+
+    def record_success(self) -> None:
+        self.consecutive_failures = 0
+
+    def record_failure(self, policy: OutlierEjection, *, connect_failed: bool = False) -> bool:
+        """Count a failure; eject at once if it could not connect, or after enough 5xx in
+        a row. Returns whether this failure ejected the backend."""
+        self.consecutive_failures += 1
+        if not connect_failed and self.consecutive_failures < policy.consecutive_failures:
+            return False
+        now = time.monotonic()
+        if now < self.ejected_until:
+            return False
+        duration = min(policy.base_ejection_s * 2**self.ejections_in_a_row, policy.max_ejection_s)
+        self.ejected_until = now + duration
+        self.ejections_in_a_row += 1
+        self.consecutive_failures = 0
+        return True
+
+    def readmit(self) -> None:
+        """A health check passed after the ejection ran out."""
+        self.ejections_in_a_row = 0

@@ -1,0 +1,67 @@
+"""Choosing a backend among those that serve a model: round robin, least load, affinity.
+
+Least load (the default) compares audio seconds queued and running, so a two-hour file and
+a two-second clip do not count alike. Session affinity hashes a caller-chosen header onto a
+consistent-hash ring, so a session keeps its backend while the set of backends changes
+little.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import itertools
+from collections.abc import Sequence
+
+from stenostack.router.backend import Backend
+from stenostack.router.settings import RoutingPolicy
+
+VIRTUAL_NODES = 100  # points per backend on the affinity ring
+
+
+def _hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+class Balancer:
+    def __init__(self, policy: RoutingPolicy) -> None:
+        self.policy = policy
+        self._turn = itertools.count()
+
+    def order(self, candidates: Sequence[Backend], affinity_key: str | None) -> list[Backend]:
+        """Every candidate, best first (the rest are the failover order)."""
+        if not candidates:
+            return []
+        if self.policy == "session_affinity" and affinity_key:
+            return _ring_order(candidates, affinity_key)
+        if self.policy == "round_robin" or self.policy == "session_affinity":
+            start = next(self._turn) % len(candidates)
+            return [*candidates[start:], *candidates[:start]]
+        # Least load; equal loads are broken by requests in flight, then in turn.
+        start = next(self._turn)
+        return sorted(
+            candidates,
+            key=lambda b: (
+                b.load(),
+                b.inflight_requests,
+                (candidates.index(b) - start) % len(candidates),
+            ),
+        )
+
+
+def _ring_order(candidates: Sequence[Backend], key: str) -> list[Backend]:
+    ring = sorted(
+        (_hash(f"{backend.name}#{index}"), backend.name)
+        for backend in candidates
+        for index in range(VIRTUAL_NODES)
+    )
+    by_name = {backend.name: backend for backend in candidates}
+    position = bisect.bisect(ring, (_hash(key), ""))
+    ordered: list[Backend] = []
+    for offset in range(len(ring)):
+        name = ring[(position + offset) % len(ring)][1]
+        if by_name[name] not in ordered:
+            ordered.append(by_name[name])
+            if len(ordered) == len(candidates):
+                break
+    return ordered

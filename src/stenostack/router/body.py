@@ -1,0 +1,181 @@
+"""A request body read from the client once and sent on as it arrives.
+
+For a multipart upload the router must learn ``model`` before it can pick a backend, so
+it reads ahead only that far: the fields before ``model`` stay in memory (they are small),
+and only if the file comes before ``model`` is the file spooled to a temporary file until
+``model`` arrives. Everything after that flows from the client to the backend piece by
+piece. The bytes the client sent reach the backend unchanged.
+
+For retries, the body keeps up to ``replay_limit`` bytes of what it streamed; a failed
+attempt can be sent again to another backend if everything sent so far was kept.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from typing import IO, Any
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.types import Receive
+
+from stenostack.errors import ClientDisconnected, InvalidRequest, UploadTooLarge
+
+SPOOL_CHUNK = 256 * 1024
+MAX_FIELD_BYTES = 64 * 1024
+
+
+class FormHead:
+    """Text fields seen so far in a multipart body, parsed incrementally."""
+
+    def __init__(self, boundary: bytes) -> None:
+        self.fields: dict[str, str] = {}
+        self.file_started = False
+        self._name = ""
+        self._is_file = False
+        self._value = bytearray()
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field_data,
+                "on_header_value": self._header_value_data,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+            },
+        )
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError as exc:
+            raise InvalidRequest(f"Malformed multipart body: {exc}") from None
+
+    def _part_begin(self) -> None:
+        self._name, self._is_file = "", False
+        self._value.clear()
+
+    def _header_field_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        if bytes(self._header_field).lower() == b"content-disposition":
+            _, options = parse_options_header(bytes(self._header_value))
+            self._name = options.get(b"name", b"").decode("utf-8", "replace")
+            self._is_file = b"filename" in options
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def _headers_finished(self) -> None:
+        if self._is_file:
+            self.file_started = True
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if not self._is_file and len(self._value) < MAX_FIELD_BYTES:
+            self._value += data[start:end]
+
+    def _part_end(self) -> None:
+        if self._name and not self._is_file:
+            self.fields.setdefault(self._name, self._value.decode("utf-8", "replace").strip())
+
+
+def multipart_boundary(content_type: str) -> bytes | None:
+    kind, options = parse_options_header(content_type)
+    if kind != b"multipart/form-data":
+        return None
+    return options.get(b"boundary")
+
+
+class RequestBody:
+    def __init__(self, receive: Receive, max_bytes: int, replay_limit: int) -> None:
+        self._receive = receive
+        self.max_bytes = max_bytes
+        self.replay_limit = replay_limit
+        self.received = 0  # bytes read from the client so far
+        self.complete = False  # the client has sent all of it
+        self.spooled = False  # part of it waits in a temporary file
+        self._ahead: list[bytes] = []  # read ahead in memory, before routing
+        self._spool: IO[bytes] | None = None  # read ahead on disk, after the file began
+        self._kept: list[bytes] = []  # streamed to a backend and kept for a retry
+        self._kept_bytes = 0
+        self._kept_all = True
+        self._streamed = False
+
+    async def read_form_head(self, boundary: bytes, wanted: str) -> dict[str, str]:
+        """Read ahead until the text field ``wanted`` is known (or the body ends)."""
+        head = FormHead(boundary)
+        while wanted not in head.fields and not self.complete:
+            chunk = await self._read_client()
+            head.feed(chunk)
+            if head.file_started and self._spool is None:
+                self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+                self.spooled = True
+            if self._spool is not None:
+                self._spool.write(chunk)
+            else:
+                self._ahead.append(chunk)
+        return head.fields
+
+    async def read_all(self) -> bytes:
+        """The whole body, in memory (for small JSON requests)."""
+        while not self.complete:
+            self._ahead.append(await self._read_client())
+        return b"".join(self._ahead)
+
+    @property
+    def replayable(self) -> bool:
+        """Whether everything streamed so far can be streamed again."""
+        return self._kept_all
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body from its first byte: what was read ahead, what was kept from earlier
+        attempts, then the rest as the client sends it."""
+        if not self.replayable:
+            raise RuntimeError("the body was streamed beyond the replay buffer")
+        for chunk in self._ahead:
+            yield chunk
+        if self._spool is not None:
+            self._spool.seek(0)
+            while piece := self._spool.read(SPOOL_CHUNK):
+                yield piece
+        for chunk in list(self._kept):
+            yield chunk
+        while not self.complete:
+            chunk = await self._read_client()
+            self._keep(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def _keep(self, chunk: bytes) -> None:
+        if not self._kept_all:
+            return
+        if self._kept_bytes + len(chunk) > self.replay_limit:
+            self._kept_all = False
+            self._kept.clear()
+            return
+        self._kept.append(chunk)
+        self._kept_bytes += len(chunk)
+
+    async def _read_client(self) -> bytes:
+        message: dict[str, Any] = dict(await self._receive())
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk: bytes = message.get("body", b"")
+        self.received += len(chunk)
+        if self.received > self.max_bytes:
+            raise UploadTooLarge(self.max_bytes)
+        if not message.get("more_body", False):
+            self.complete = True
+        return chunk

@@ -1,0 +1,101 @@
+"""``stenostack router``: its command-line options and how it starts."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from stenostack.router.settings import (
+    ROUTING_POLICIES,
+    RouterSettings,
+    SettingsError,
+    load_config_file,
+)
+
+
+def add_router_command(commands: Any) -> None:
+    router = commands.add_parser(
+        "router", help="Run the router: one OpenAI-compatible front door for many engines."
+    )
+    defaults = RouterSettings()
+    router.add_argument("--host", default=None, help=f"default {defaults.host}")
+    router.add_argument("--port", type=int, default=None, help=f"default {defaults.port}")
+    router.add_argument(
+        "--backend",
+        dest="backends",
+        action="append",
+        metavar="URL",
+        help="An engine or vLLM server, e.g. http://10.0.0.5:8000; repeat for more.",
+    )
+    router.add_argument("--config", type=Path, help="A YAML file with any of the settings.")
+    router.add_argument("--routing", choices=ROUTING_POLICIES, default=None)
+    router.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        help="A key callers must send as 'Authorization: Bearer KEY'; repeat for more "
+        "(env STENOSTACK_ROUTER_API_KEYS, comma-separated).",
+    )
+    router.add_argument(
+        "--backend-api-key",
+        default=None,
+        help="The router's own key to the backends (env STENOSTACK_BACKEND_API_KEY).",
+    )
+    router.add_argument("--max-upload-mb", type=float, default=None)
+    router.add_argument(
+        "--log-level", default=None, choices=["critical", "error", "warning", "info", "debug"]
+    )
+
+
+def router_settings(args: argparse.Namespace) -> RouterSettings:
+    """Defaults, then the config file, then the environment, then the command line."""
+    settings = RouterSettings()
+    if args.config is not None:
+        load_config_file(args.config, settings)
+    if keys := os.environ.get("STENOSTACK_ROUTER_API_KEYS"):
+        settings.api_keys = [key.strip() for key in keys.split(",") if key.strip()]
+    if key := os.environ.get("STENOSTACK_BACKEND_API_KEY"):
+        settings.backend_api_key = key
+    for name in ("host", "port", "routing", "backend_api_key", "max_upload_mb", "log_level"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
+    if args.backends:
+        settings.backends = args.backends
+    if args.api_keys:
+        settings.api_keys = args.api_keys
+    return settings
+
+
+def run_router(args: argparse.Namespace) -> int:
+    from stenostack.router.app import create_router_app
+
+    try:
+        settings = router_settings(args)
+    except SettingsError as exc:
+        print(f"stenostack router: error: {exc}", file=sys.stderr)
+        return 2
+    if not settings.backends:
+        print(
+            "stenostack router: error: no backends: pass --backend URL or list them in --config",
+            file=sys.stderr,
+        )
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        create_router_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+    )
+    return 0

@@ -1,0 +1,89 @@
+"""The router's Prometheus metrics: names of their own (``stenostack_router_*``), label
+values bounded by the backends and models discovery found, nothing kept per request."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+
+
+class RouterMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "stenostack_router_requests",
+            "Requests answered, by backend (none: answered by the router), model and status.",
+            ["backend", "model", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "stenostack_router_errors",
+            "Failed attempts and refusals, by backend, model and reason.",
+            ["backend", "model", "reason"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "stenostack_router_retries",
+            "Attempts sent to another backend after one failed, by the backend that failed.",
+            ["backend", "model", "reason"],
+            registry=self.registry,
+        )
+        self.inflight = Gauge(
+            "stenostack_router_requests_inflight",
+            "Requests being proxied now, by backend.",
+            ["backend"],
+            registry=self.registry,
+        )
+        self.upload_bytes = Counter(
+            "stenostack_router_upload_bytes",
+            "Request body bytes sent to backends.",
+            ["backend", "model"],
+            registry=self.registry,
+        )
+        self.audio_seconds = Counter(
+            "stenostack_router_audio_seconds",
+            "Audio seconds proxied, estimated from upload size (16-bit 16 kHz mono PCM).",
+            ["backend", "model"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "stenostack_router_request_duration_seconds",
+            "Time from request received to the last byte of the response.",
+            ["backend", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.first_byte = Histogram(
+            "stenostack_router_time_to_first_byte_seconds",
+            "Time from request received to the backend's response headers.",
+            ["backend", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.backend_healthy = Gauge(
+            "stenostack_router_backend_healthy",
+            "1 if the backend passes health checks and is not ejected, else 0.",
+            ["backend"],
+            registry=self.registry,
+        )
+        self.backend_load = Gauge(
+            "stenostack_router_backend_load_audio_seconds",
+            "Audio seconds queued and running on the backend, as least-load routing sees it.",
+            ["backend"],
+            registry=self.registry,
+        )
+        self.ejections = Counter(
+            "stenostack_router_backend_ejections",
+            "Times a backend was taken out of rotation after failures on live traffic.",
+            ["backend"],
+            registry=self.registry,
+        )
+
+    def forget_backend(self, url: str) -> None:
+        """Drop a removed backend's gauges, so long runs with churn stay bounded."""
+        for gauge in (self.inflight, self.backend_healthy, self.backend_load):
+            with contextlib.suppress(KeyError):
+                gauge.remove(url)

@@ -1,0 +1,42 @@
+"""The set of backends discovery has found, and the lookups routing needs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from stenostack.router.backend import Backend
+
+
+class BackendPool:
+    def __init__(self) -> None:
+        self._backends: dict[str, Backend] = {}
+
+    def set_urls(self, urls: list[str]) -> None:
+        """Make the pool hold exactly ``urls``, keeping the state of those it had."""
+        wanted = [url.rstrip("/") for url in urls]
+        self._backends = {url: self._backends.get(url) or Backend(url) for url in wanted}
+
+    def all(self) -> list[Backend]:
+        return list(self._backends.values())
+
+    def serving(self, model: str) -> list[Backend]:
+        """Backends that list ``model`` (healthy or not)."""
+        return [b for b in self._backends.values() if model in b.models]
+
+    def available(self, model: str) -> list[Backend]:
+        now = time.monotonic()
+        return [b for b in self.serving(model) if b.available(now)]
+
+    def models(self) -> list[dict[str, Any]]:
+        """The union of what available backends serve, one entry per model id."""
+        now = time.monotonic()
+        union: dict[str, dict[str, Any]] = {}
+        for backend in self._backends.values():
+            if backend.available(now):
+                for model_id, entry in backend.models.items():
+                    union.setdefault(model_id, entry)
+        return [union[model_id] for model_id in sorted(union)]
+
+    def known_model(self, model: str) -> bool:
+        return any(model in b.models for b in self._backends.values())

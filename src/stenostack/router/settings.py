@@ -1,0 +1,98 @@
+"""Router settings, from the command line and an optional YAML config file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+RoutingPolicy = Literal["least_load", "round_robin", "session_affinity"]
+ROUTING_POLICIES: tuple[str, ...] = ("least_load", "round_robin", "session_affinity")
+
+
+@dataclass
+class Timeouts:
+    connect_s: float = 5.0  # to open a connection to a backend
+    first_byte_s: float = 1800.0  # from the request sent to the response's headers
+    idle_s: float = 300.0  # between two pieces of a response body
+
+
+@dataclass
+class Retries:
+    max_attempts: int = 3  # backends tried for one request, the first included
+    max_total_s: float = 60.0  # no retry starts after this long
+    # Bytes of request body kept in memory so that a failed attempt can be sent again.
+    # A longer body is retried only if it failed before any of it was sent.
+    replay_buffer_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass
+class HealthChecks:
+    interval_s: float = 2.0
+    timeout_s: float = 10.0
+
+
+@dataclass
+class OutlierEjection:
+    consecutive_failures: int = 3  # 5xx answers in a row that eject a backend
+    base_ejection_s: float = 2.0  # doubled for each ejection in a row
+    max_ejection_s: float = 60.0
+
+
+@dataclass
+class RouterSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    backends: list[str] = field(default_factory=list)
+    routing: RoutingPolicy = "least_load"
+    affinity_header: str = "x-session-id"
+    # Keys callers must present (none: open). The router's own key to the backends is
+    # separate, so callers never learn it.
+    api_keys: list[str] = field(default_factory=list)
+    backend_api_key: str | None = None
+    max_upload_mb: float = 2000.0
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retries: Retries = field(default_factory=Retries)
+    health: HealthChecks = field(default_factory=HealthChecks)
+    outlier: OutlierEjection = field(default_factory=OutlierEjection)
+    log_level: str = "info"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1_000_000)
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load_config_file(path: Path, settings: RouterSettings) -> RouterSettings:
+    """``settings`` updated with the YAML file's keys (the same names, nested)."""
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(document, dict):
+        raise SettingsError(f"config file {path}: expected a mapping at the top level")
+    _apply(settings, document, "")
+    if settings.routing not in ROUTING_POLICIES:
+        raise SettingsError(
+            f"routing must be one of {', '.join(ROUTING_POLICIES)}, got {settings.routing!r}"
+        )
+    return settings
+
+
+def _apply(target: Any, values: dict[str, Any], prefix: str) -> None:
+    known = {f.name: f for f in fields(target)}
+    for key, value in values.items():
+        if key not in known:
+            raise SettingsError(f"unknown config key '{prefix}{key}'")
+        current = getattr(target, key)
+        if is_dataclass(current):
+            if not isinstance(value, dict):
+                raise SettingsError(f"config key '{prefix}{key}' must be a mapping")
+            _apply(current, value, f"{prefix}{key}.")
+        else:
+            setattr(target, key, value)
