@@ -15,17 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 from openai import OpenAI
-from tests.servers import engine_server
+from tests.servers import engine_server, peak_rss_mb
 from tests.speech import RATE, compose, wav_bytes
 from tests.test_long_audio import STORY
 from tests.wer import word_error_rate
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
 
 
 def main() -> None:

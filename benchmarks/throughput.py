@@ -28,10 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jiwer
 from openai import OpenAI
-from tests.servers import RunningServer, engine_server, server_process
+from tests.servers import RunningServer, engine_server, peak_rss_mb, server_process
 from tests.wer import normalise
 
-from benchmarks.long_audio_memory import peak_rss_mb
 from benchmarks.workloads import Clip, long_files, short_clips
 from stenostack.models.sources import resolve_model_dir
 

@@ -65,19 +65,24 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str =
 
 
 @contextmanager
-def engine_server(*args: str, ready_timeout: float = 180.0) -> Iterator[RunningServer]:
-    """A ``stenostack serve`` process with ``args``, on a free loopback port."""
+def engine_server(
+    *args: str, ready_timeout: float = 180.0, port: int | None = None
+) -> Iterator[RunningServer]:
+    """A ``stenostack serve`` process with ``args``, on a loopback port (free, or ``port``)."""
     with server_process(
         [sys.executable, "-m", "stenostack", "serve", "--log-level", "warning", *args],
         ready_timeout=ready_timeout,
+        port=port,
     ) as server:
         yield server
 
 
 @contextmanager
-def server_process(command: list[str], ready_timeout: float = 180.0) -> Iterator[RunningServer]:
+def server_process(
+    command: list[str], ready_timeout: float = 180.0, port: int | None = None
+) -> Iterator[RunningServer]:
     """Run ``command --host 127.0.0.1 --port P`` and wait until its ``/ready`` says 200."""
-    port = free_port()
+    port = port or free_port()
     log_path = Path(tempfile.mkdtemp(prefix="stenostack-")) / "server.log"
     command = [*command, "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log_file:  # the child keeps its own handle
@@ -100,7 +105,8 @@ def server_process(command: list[str], ready_timeout: float = 180.0) -> Iterator
             time.sleep(0.2)
         yield server
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -137,3 +143,21 @@ def app_server(app: ASGIApp, ready_timeout: float = 180.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+@contextmanager
+def router_server(*args: str, ready_timeout: float = 60.0) -> Iterator[RunningServer]:
+    """A ``stenostack router`` process with ``args``, on a free loopback port."""
+    with server_process(
+        [sys.executable, "-m", "stenostack", "router", "--log-level", "warning", *args],
+        ready_timeout=ready_timeout,
+    ) as server:
+        yield server
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc status")

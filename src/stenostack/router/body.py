@@ -115,7 +115,7 @@ class RequestBody:
         while wanted not in head.fields and not self.complete:
             chunk = await self._read_client()
             head.feed(chunk)
-            if head.file_started and self._spool is None:
+            if head.file_started and self._spool is None and wanted not in head.fields:
                 self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
                 self.spooled = True
             if self._spool is not None:

@@ -1,0 +1,341 @@
+"""The router in front of real engines: routing, pass-through, failover, limits, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from openai import AuthenticationError, NotFoundError, OpenAI
+
+from tests.servers import (
+    RunningServer,
+    engine_server,
+    metric,
+    peak_rss_mb,
+    router_server,
+    wait_until,
+)
+from tests.speech import compose, wav_bytes
+from tests.wer import word_error_rate
+
+MODEL = "whisper-tiny.en"
+TEXT = "I would like a large coffee with milk and no sugar."
+
+
+@pytest.fixture(scope="module")
+def clip() -> bytes:
+    return wav_bytes(compose([0.3, TEXT, 0.3]).samples)
+
+
+@pytest.fixture(scope="module")
+def engines() -> Iterator[list[RunningServer]]:
+    with engine_server("--model", MODEL) as first, engine_server("--model", MODEL) as second:
+        yield [first, second]
+
+
+@pytest.fixture(scope="module")
+def router(engines: list[RunningServer]) -> Iterator[RunningServer]:
+    with router_server(*[arg for e in engines for arg in ("--backend", e.url)]) as server:
+        yield server
+
+
+def sdk(server: RunningServer, key: str = "unused") -> OpenAI:
+    return OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=120)
+
+
+def multipart(fields: list[tuple[str, str | tuple[str, bytes]]]) -> tuple[bytes, str]:
+    """A multipart body with the parts in the order given (the SDK puts the file first)."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields:
+        if isinstance(value, tuple):
+            filename, data = value
+            head = (
+                f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            )
+            parts.append(f"--{boundary}\r\n{head}".encode() + data + b"\r\n")
+        else:
+            head = f'Content-Disposition: form-data; name="{name}"\r\n\r\n'
+            parts.append(f"--{boundary}\r\n{head}{value}\r\n".encode())
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_models_are_the_union_of_the_backends_with_capabilities(router: RunningServer) -> None:
+    models = sdk(router).models.list().data
+    assert [m.id for m in models] == [MODEL]
+    assert models[0].capabilities["transcription"] is True  # type: ignore[attr-defined]
+
+
+def test_every_field_reaches_the_backend_unchanged(
+    router: RunningServer, engines: list[RunningServer], clip: bytes
+) -> None:
+    options = {
+        "model": MODEL,
+        "file": ("clip.wav", clip),
+        "response_format": "verbose_json",
+        "timestamp_granularities": ["word", "segment"],
+        "include": ["logprobs"],
+        "prompt": "Coffee order.",
+        "language": "en",
+        "temperature": 0.0,
+    }
+    direct = sdk(engines[0]).audio.transcriptions.create(**options)  # type: ignore[call-overload]
+    routed = sdk(router).audio.transcriptions.create(**options)  # type: ignore[call-overload]
+    assert routed.model_dump() == direct.model_dump()
+    assert routed.words and routed.logprobs
+
+
+def test_stream_passes_through(router: RunningServer, clip: bytes) -> None:
+    events = list(
+        sdk(router).audio.transcriptions.create(model=MODEL, file=("a.wav", clip), stream=True)
+    )
+    assert [e.type for e in events][-1] == "transcript.text.done"
+    assert word_error_rate(TEXT, events[-1].text) <= 0.2  # type: ignore[union-attr]
+
+
+def test_model_after_the_file_still_routes(router: RunningServer, clip: bytes) -> None:
+    body, content_type = multipart(
+        [("file", ("a.wav", clip)), ("response_format", "text"), ("model", MODEL)]
+    )
+    response = httpx.post(
+        f"{router.url}/v1/audio/transcriptions",
+        content=body,
+        headers={"content-type": content_type, "x-request-id": "req-after-file"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-request-id"] == "req-after-file"
+    assert word_error_rate(TEXT, response.text) <= 0.2
+
+
+def test_requests_spread_over_the_backends(router: RunningServer, clip: bytes) -> None:
+    client = sdk(router)
+    before = {
+        url: metric(router, "stenostack_router_requests_total", backend=url, status="200")
+        for url in [b for b in _backends(router)]
+    }
+    with ThreadPoolExecutor(4) as pool:
+        texts = list(
+            pool.map(
+                lambda _: client.audio.transcriptions.create(model=MODEL, file=("a.wav", clip)),
+                range(8),
+            )
+        )
+    assert all(word_error_rate(TEXT, t.text) <= 0.2 for t in texts)
+    served = {
+        url: metric(router, "stenostack_router_requests_total", backend=url, status="200") - count
+        for url, count in before.items()
+    }
+    assert sum(served.values()) == 8 and all(n >= 2 for n in served.values()), served
+
+
+def _backends(router: RunningServer) -> list[str]:
+    return sorted(
+        dict(labels)["backend"]
+        for (name, labels), _ in router.metric_samples().items()
+        if name == "stenostack_router_backend_healthy"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code", "param"),
+    [
+        (multipart([("model", "no-such-model"), ("file", ("a.wav", b"RIFF"))]), None, 404, "model_not_found", "model"),
+        (multipart([("file", ("a.wav", b"RIFF"))]), None, 400, None, "model"),
+        ((b'{"model": "whisper-tiny.en"}', "application/json"), None, 400, "invalid_content_type", None),
+        ((b"--x\r\nbroken", "multipart/form-data; boundary=zzz"), None, 400, None, None),
+    ],
+)  # fmt: skip
+def test_bad_requests_get_openai_errors(
+    router: RunningServer,
+    body: tuple[bytes, str],
+    content_type: str | None,
+    status: int,
+    code: str | None,
+    param: str | None,
+) -> None:
+    content, kind = body
+    response = httpx.post(
+        f"{router.url}/v1/audio/transcriptions",
+        content=content,
+        headers={"content-type": content_type or kind},
+        timeout=30,
+    )
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"] and error["code"] == code and error["param"] == param
+    assert response.headers["x-request-id"]
+
+
+def test_json_paths_need_a_model(router: RunningServer) -> None:
+    response = httpx.post(f"{router.url}/v1/chat/completions", json={"messages": []}, timeout=10)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "model"
+    response = httpx.post(
+        f"{router.url}/v1/chat/completions", json={"model": "gpt-x", "messages": []}, timeout=10
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "model_not_found"
+
+
+def test_api_keys(engines: list[RunningServer], clip: bytes) -> None:
+    with router_server(
+        "--backend", engines[0].url, "--api-key", "k-one", "--api-key", "k-two"
+    ) as r:
+        for key in ("", "wrong", "k-one-and-more"):
+            with pytest.raises(AuthenticationError) as caught:
+                sdk(r, key or "x").audio.transcriptions.create(model=MODEL, file=("a.wav", clip))
+            assert caught.value.code == "invalid_api_key"
+        for key in ("k-one", "k-two"):
+            text = sdk(r, key).audio.transcriptions.create(model=MODEL, file=("a.wav", clip)).text
+            assert word_error_rate(TEXT, text) <= 0.2
+        assert httpx.get(f"{r.url}/health", timeout=5).status_code == 200
+        assert httpx.get(f"{r.url}/v1/models", timeout=5).status_code == 401
+
+
+def test_upload_over_the_router_limit(engines: list[RunningServer]) -> None:
+    with router_server("--backend", engines[0].url, "--max-upload-mb", "1") as r:
+        body, content_type = multipart([("model", MODEL), ("file", ("a.wav", b"\0" * 3_000_000))])
+        response = httpx.post(
+            f"{r.url}/v1/audio/transcriptions",
+            content=body,
+            headers={"content-type": content_type},
+            timeout=30,
+        )
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "file_too_large"
+
+
+def silent_wav_stream(seconds: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """A 16-bit 16 kHz mono WAV of ``seconds`` of silence, made on the fly."""
+    size = seconds * 32_000
+    yield (
+        b"RIFF"
+        + struct.pack("<I", 36 + size)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, 16_000, 32_000, 2, 16)
+        + b"data"
+        + struct.pack("<I", size)
+    )
+    zeros = b"\0" * chunk
+    for _ in range(size // chunk):
+        yield zeros
+    yield b"\0" * (size % chunk)
+
+
+def test_large_uploads_stream_through_in_constant_memory(clip: bytes) -> None:
+    """Three 200 MB uploads at once: the router's memory stays flat (no buffering), and
+    the engine's answer (too long) comes back through it."""
+    with (
+        engine_server("--model", MODEL, "--max-audio-seconds", "30") as engine,
+        router_server("--backend", engine.url) as r,
+    ):
+        idle = peak_rss_mb(r.process.pid)
+
+        def upload(_: int) -> httpx.Response:
+            boundary = uuid.uuid4().hex
+
+            def body() -> Iterator[bytes]:
+                yield (
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n'
+                    f"{MODEL}\r\n--{boundary}\r\nContent-Disposition: form-data; "
+                    f'name="file"; filename="long.wav"\r\n\r\n'
+                ).encode()
+                yield from silent_wav_stream(6250)  # 200 MB
+                yield f"\r\n--{boundary}--\r\n".encode()
+
+            return httpx.post(
+                f"{r.url}/v1/audio/transcriptions",
+                content=body(),
+                headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+                timeout=300,
+            )
+
+        with ThreadPoolExecutor(3) as pool:
+            responses = list(pool.map(upload, range(3)))
+        assert all(resp.status_code == 400 for resp in responses), [r.text for r in responses]
+        assert all(resp.json()["error"]["code"] == "audio_too_long" for resp in responses)
+        grown = peak_rss_mb(r.process.pid) - idle
+        assert grown < 100, f"router grew by {grown:.0f} MB"
+        assert not [f for f in os.listdir(f"/proc/{r.process.pid}/fd") if "tmp" in f]
+
+
+def test_a_killed_backend_fails_no_request_and_comes_back(clip: bytes) -> None:
+    with (
+        engine_server("--model", MODEL) as a,
+        engine_server("--model", MODEL) as b,
+        engine_server("--model", MODEL) as c,
+        router_server("--backend", a.url, "--backend", b.url, "--backend", c.url) as r,
+    ):
+        client = sdk(r)
+        failures: list[Exception] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            while not stop.is_set():
+                try:
+                    client.audio.transcriptions.create(model=MODEL, file=("a.wav", clip))
+                except Exception as exc:  # any failure is the test's failure
+                    failures.append(exc)
+
+        workers = [threading.Thread(target=load) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        time.sleep(2)
+        b.process.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_until(
+            lambda: metric(r, "stenostack_router_backend_healthy", backend=b.url) == 0,
+            timeout=5,
+            what="the killed backend to leave rotation",
+        )
+        out_after = time.monotonic() - killed
+        time.sleep(3)
+        port = int(b.url.rsplit(":", 1)[1])
+        with engine_server("--model", MODEL, port=port):
+            wait_until(
+                lambda: metric(r, "stenostack_router_backend_healthy", backend=b.url) == 1,
+                timeout=30,
+                what="the backend to be re-admitted",
+            )
+            served_before = metric(r, "stenostack_router_requests_total", backend=b.url)
+            wait_until(
+                lambda: (
+                    metric(r, "stenostack_router_requests_total", backend=b.url) > served_before
+                ),
+                timeout=30,
+                what="the re-admitted backend to get requests",
+            )
+        stop.set()
+        for worker in workers:
+            worker.join()
+        assert not failures, failures[:3]
+        assert out_after < 1.0, out_after
+
+        # With every backend gone, the model is known but nobody can serve it: 503.
+        a.process.send_signal(signal.SIGKILL)
+        c.process.send_signal(signal.SIGKILL)
+        wait_until(lambda: httpx.get(f"{r.url}/ready", timeout=5).status_code == 503)
+        response = httpx.post(
+            f"{r.url}/v1/audio/transcriptions",
+            data={"model": MODEL},
+            files={"file": ("a.wav", clip)},
+            timeout=30,
+        )
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "no_healthy_backend"
+        assert int(response.headers["retry-after"]) >= 1
+
+
+def test_unknown_model_is_404_through_the_sdk(router: RunningServer, clip: bytes) -> None:
+    with pytest.raises(NotFoundError):
+        sdk(router).audio.transcriptions.create(model="whisper-9", file=("a.wav", clip))
