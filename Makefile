@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-test run test lint typecheck pytest bench-accuracy bench-throughput clean
+.PHONY: install install-test run test lint typecheck pytest bench-accuracy bench-throughput bench-streaming bench-router clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: lint typecheck pytest
 
 bench-accuracy: install-test
 	$(BIN)/python benchmarks/accuracy.py
+
+bench-streaming: install-test
+	$(BIN)/python benchmarks/streaming_latency.py --model whisper-tiny.en
+
+bench-router: install-test
+	$(BIN)/python benchmarks/router_overhead.py
 
 bench-throughput: install-test
 	-$(BIN)/python benchmarks/throughput.py --model whisper-tiny.en

@@ -266,7 +266,11 @@ def test_large_uploads_stream_through_in_constant_memory(clip: bytes) -> None:
         assert all(resp.json()["error"]["code"] == "audio_too_long" for resp in responses)
         grown = peak_rss_mb(r.process.pid) - idle
         assert grown < 100, f"router grew by {grown:.0f} MB"
-        assert not [f for f in os.listdir(f"/proc/{r.process.pid}/fd") if "tmp" in f]
+        fds = [
+            os.readlink(f"/proc/{r.process.pid}/fd/{fd}")
+            for fd in os.listdir(f"/proc/{r.process.pid}/fd")
+        ]
+        assert not [link for link in fds if link.endswith("(deleted)")]  # no spooled upload
 
 
 def test_a_killed_backend_fails_no_request_and_comes_back(clip: bytes) -> None:

@@ -20,7 +20,7 @@ from stenostack.api.errors import install_error_handlers
 from stenostack.api.request_id import RequestIdMiddleware
 from stenostack.errors import APIError, InvalidRequest, Unauthorized, UploadTooLarge
 from stenostack.router.balancer import Balancer
-from stenostack.router.body import RequestBody, multipart_boundary
+from stenostack.router.body import ReplayBudget, RequestBody, multipart_boundary
 from stenostack.router.health import HealthChecker
 from stenostack.router.metrics import RouterMetrics
 from stenostack.router.pool import BackendPool
@@ -49,6 +49,7 @@ def create_router_app(settings: RouterSettings) -> FastAPI:
     pool = BackendPool()
     pool.set_urls(settings.backends)
     balancer = Balancer(settings.routing)
+    replay_budget = ReplayBudget(settings.retries.replay_budget_bytes)
     state: dict[str, object] = {}
 
     @asynccontextmanager
@@ -89,7 +90,10 @@ def create_router_app(settings: RouterSettings) -> FastAPI:
                 code="invalid_content_type",
             )
         body = RequestBody(
-            request.receive, settings.max_upload_bytes, settings.retries.replay_buffer_bytes
+            request.receive,
+            settings.max_upload_bytes,
+            settings.retries.replay_buffer_bytes,
+            replay_budget,
         )
         try:
             declared = int(request.headers.get("content-length", "0") or 0)
@@ -124,10 +128,11 @@ def create_router_app(settings: RouterSettings) -> FastAPI:
         outgoing = Outgoing(model, body, request.headers.get(settings.affinity_header), 0.0)
         return await proxy().forward(request, outgoing)
 
+    # Plain Starlette routes: the proxy paths skip FastAPI's parameter machinery.
     for path in AUDIO_PATHS:
-        app.add_api_route(path, audio, methods=["POST"], include_in_schema=False)
+        app.router.add_route(path, audio, methods=["POST"], include_in_schema=False)
     for path in JSON_PATHS:
-        app.add_api_route(path, json_api, methods=["POST"], include_in_schema=False)
+        app.router.add_route(path, json_api, methods=["POST"], include_in_schema=False)
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> JSONResponse:

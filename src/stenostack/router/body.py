@@ -6,8 +6,10 @@ and only if the file comes before ``model`` is the file spooled to a temporary f
 ``model`` arrives. Everything after that flows from the client to the backend piece by
 piece. The bytes the client sent reach the backend unchanged.
 
-For retries, the body keeps up to ``replay_limit`` bytes of what it streamed; a failed
-attempt can be sent again to another backend if everything sent so far was kept.
+For retries, the body keeps up to ``replay_limit`` bytes of what it streamed, drawn from a
+:class:`ReplayBudget` shared by all requests so memory stays bounded however many are in
+flight; a failed attempt can be sent again to another backend if everything sent so far
+was kept. Once a backend has answered, nothing more is kept.
 """
 
 from __future__ import annotations
@@ -94,11 +96,34 @@ def multipart_boundary(content_type: str) -> bytes | None:
     return options.get(b"boundary")
 
 
+class ReplayBudget:
+    """Memory for replay buffers, shared by every request in flight."""
+
+    def __init__(self, total_bytes: int) -> None:
+        self.available = total_bytes
+
+    def take(self, size: int) -> bool:
+        if size > self.available:
+            return False
+        self.available -= size
+        return True
+
+    def give(self, size: int) -> None:
+        self.available += size
+
+
 class RequestBody:
-    def __init__(self, receive: Receive, max_bytes: int, replay_limit: int) -> None:
+    def __init__(
+        self,
+        receive: Receive,
+        max_bytes: int,
+        replay_limit: int,
+        budget: ReplayBudget | None = None,
+    ) -> None:
         self._receive = receive
         self.max_bytes = max_bytes
         self.replay_limit = replay_limit
+        self._budget = budget or ReplayBudget(replay_limit)
         self.received = 0  # bytes read from the client so far
         self.complete = False  # the client has sent all of it
         self.spooled = False  # part of it waits in a temporary file
@@ -153,7 +178,16 @@ class RequestBody:
             self._keep(chunk)
             yield chunk
 
+    def stop_keeping(self) -> None:
+        """No retry can follow (a backend answered): free what was kept for one."""
+        self._kept_all = False
+        self._kept.clear()
+        self._budget.give(self._kept_bytes)
+        self._kept_bytes = 0
+
     def close(self) -> None:
+        if self._kept_bytes:
+            self.stop_keeping()
         if self._spool is not None:
             self._spool.close()
             self._spool = None
@@ -161,9 +195,9 @@ class RequestBody:
     def _keep(self, chunk: bytes) -> None:
         if not self._kept_all:
             return
-        if self._kept_bytes + len(chunk) > self.replay_limit:
-            self._kept_all = False
-            self._kept.clear()
+        fits = self._kept_bytes + len(chunk) <= self.replay_limit
+        if not fits or not self._budget.take(len(chunk)):
+            self.stop_keeping()
             return
         self._kept.append(chunk)
         self._kept_bytes += len(chunk)

@@ -4,6 +4,7 @@ values bounded by the backends and models discovery found, nothing kept per requ
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -13,6 +14,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 class RouterMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.requests = Counter(
             "stenostack_router_requests",
             "Requests answered, by backend (none: answered by the router), model and status.",
@@ -82,8 +84,18 @@ class RouterMetrics:
             registry=self.registry,
         )
 
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: label lookups are a hot path here, and
+        the label values are bounded by the backends and models discovery found."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def forget_backend(self, url: str) -> None:
         """Drop a removed backend's gauges, so long runs with churn stay bounded."""
         for gauge in (self.inflight, self.backend_healthy, self.backend_load):
             with contextlib.suppress(KeyError):
                 gauge.remove(url)
+        self._children = {k: v for k, v in self._children.items() if url not in k[1]}

@@ -55,6 +55,8 @@ HOP_BY_HOP = frozenset(
 # Set by the router's own server on the way out.
 REPLACED_ON_RESPONSE = frozenset({"x-request-id", "date", "server"})
 MAX_ERROR_BODY = 64 * 1024
+# Answers up to this size with a known length are read whole instead of streamed.
+SMALL_RESPONSE_BYTES = 1024 * 1024
 # 16-bit 16 kHz mono PCM: the yardstick for turning upload bytes into audio seconds.
 BYTES_PER_AUDIO_SECOND = 32_000
 
@@ -103,7 +105,7 @@ class Proxy:
             if tried and (not outgoing.body.replayable or time.monotonic() > deadline):
                 break
             if failure is not None:
-                self.metrics.retries.labels(failure[0].url, model, failure[1]).inc()
+                self.metrics.child(self.metrics.retries, failure[0].url, model, failure[1]).inc()
             tried += 1
             result = await self._attempt(request, backend, outgoing)
             if isinstance(result, UpstreamResponse):
@@ -122,7 +124,7 @@ class Proxy:
         model = outgoing.model
         started = time.monotonic()
         backend.started(outgoing.audio_s)
-        self.metrics.inflight.labels(backend.url).inc()
+        self.metrics.child(self.metrics.inflight, backend.url).inc()
         handed_over = False
         try:
             upstream = await self._send(request, backend, outgoing)
@@ -131,7 +133,7 @@ class Proxy:
             raise
         except TimeoutError:
             self._done(backend, outgoing)
-            self.metrics.errors.labels(backend.url, model, "first_byte_timeout").inc()
+            self.metrics.child(self.metrics.errors, backend.url, model, "first_byte_timeout").inc()
             raise BackendTimeout("no response headers in time") from None
         except aiohttp.ClientError as exc:
             self._done(backend, outgoing)
@@ -144,20 +146,30 @@ class Proxy:
             log.warning("backend %s failed: %s", backend.url, exc)
             return None
         try:
-            self.metrics.first_byte.labels(backend.url, model).observe(time.monotonic() - started)
+            metrics = self.metrics
+            metrics.child(metrics.first_byte, backend.url, model).observe(
+                time.monotonic() - started
+            )
             if upstream.status in RETRYABLE_STATUSES:
                 if upstream.status != 429:
                     self._failed(backend, model, str(upstream.status), False)
                 else:
-                    self.metrics.errors.labels(backend.url, model, "429").inc()
+                    metrics.child(metrics.errors, backend.url, model, "429").inc()
                 body = await upstream.content.read(MAX_ERROR_BODY)
                 return Response(body, upstream.status, headers=_response_headers(upstream))
             if upstream.status >= 500:
                 self._failed(backend, model, str(upstream.status), False)
             else:
                 backend.record_success()
-            self.metrics.upload_bytes.labels(backend.url, model).inc(outgoing.body.received)
-            self.metrics.audio_seconds.labels(backend.url, model).inc(outgoing.audio_s)
+            outgoing.body.stop_keeping()  # a backend answered: no retry can follow
+            metrics.child(metrics.upload_bytes, backend.url, model).inc(outgoing.body.received)
+            metrics.child(metrics.audio_seconds, backend.url, model).inc(outgoing.audio_s)
+            if _small_and_whole(upstream):
+                # Most answers are a few bytes of JSON: read them here and skip streaming.
+                body = await asyncio.wait_for(upstream.read(), self.settings.timeouts.idle_s)
+                self._finished(backend, outgoing, upstream.status, started)
+                handed_over = True  # _finished did the accounting
+                return Response(body, upstream.status, headers=_response_headers(upstream))
             handed_over = True
             return UpstreamResponse(
                 upstream,
@@ -168,6 +180,8 @@ class Proxy:
             if not handed_over:
                 upstream.close()
                 self._done(backend, outgoing)
+            elif upstream.content.at_eof():
+                upstream.release()
 
     async def _send(
         self, request: Request, backend: Backend, outgoing: Outgoing
@@ -216,20 +230,24 @@ class Proxy:
         return headers
 
     def _failed(self, backend: Backend, model: str, reason: str, connect_failed: bool) -> None:
-        self.metrics.errors.labels(backend.url, model, reason).inc()
+        metrics = self.metrics
+        metrics.child(metrics.errors, backend.url, model, reason).inc()
         if backend.record_failure(self.settings.outlier, connect_failed=connect_failed):
             log.warning("backend %s ejected after failures", backend.url)
-            self.metrics.ejections.labels(backend.url).inc()
-            self.metrics.backend_healthy.labels(backend.url).set(0)
+            metrics.child(metrics.ejections, backend.url).inc()
+            metrics.child(metrics.backend_healthy, backend.url).set(0)
 
     def _done(self, backend: Backend, outgoing: Outgoing) -> None:
         backend.finished(outgoing.audio_s)
-        self.metrics.inflight.labels(backend.url).dec()
+        self.metrics.child(self.metrics.inflight, backend.url).dec()
 
     def _finished(self, backend: Backend, outgoing: Outgoing, status: int, started: float) -> None:
         self._done(backend, outgoing)
-        self.metrics.requests.labels(backend.url, outgoing.model, str(status)).inc()
-        self.metrics.latency.labels(backend.url, outgoing.model).observe(time.monotonic() - started)
+        metrics = self.metrics
+        metrics.child(metrics.requests, backend.url, outgoing.model, str(status)).inc()
+        metrics.child(metrics.latency, backend.url, outgoing.model).observe(
+            time.monotonic() - started
+        )
 
 
 async def _client_gone(request: Request, body: RequestBody) -> None:
@@ -239,6 +257,16 @@ async def _client_gone(request: Request, body: RequestBody) -> None:
         await asyncio.sleep(0.05)
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def _small_and_whole(upstream: aiohttp.ClientResponse) -> bool:
+    """A short body of known length that is not an event stream."""
+    length = upstream.content_length
+    return (
+        length is not None
+        and length <= SMALL_RESPONSE_BYTES
+        and not upstream.content_type.startswith("text/event-stream")
+    )
 
 
 def _response_headers(upstream: aiohttp.ClientResponse) -> dict[str, str]:

@@ -23,9 +23,11 @@ class Timeouts:
 class Retries:
     max_attempts: int = 3  # backends tried for one request, the first included
     max_total_s: float = 60.0  # no retry starts after this long
-    # Bytes of request body kept in memory so that a failed attempt can be sent again.
-    # A longer body is retried only if it failed before any of it was sent.
+    # Bytes of request body kept in memory so that a failed attempt can be sent again:
+    # at most this much per request, and this much for all requests together. A body
+    # that did not fit is retried only if it failed before any of it was sent.
     replay_buffer_bytes: int = 16 * 1024 * 1024
+    replay_budget_bytes: int = 48 * 1024 * 1024
 
 
 @dataclass
