@@ -79,7 +79,11 @@ def engine_server(
 
 @contextmanager
 def server_process(
-    command: list[str], ready_timeout: float = 180.0, port: int | None = None
+    command: list[str],
+    ready_timeout: float = 180.0,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    ready_status: int = 200,
 ) -> Iterator[RunningServer]:
     """Run ``command --host 127.0.0.1 --port P`` and wait until its ``/ready`` says 200."""
     port = port or free_port()
@@ -87,7 +91,7 @@ def server_process(
     command = [*command, "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log_file:  # the child keeps its own handle
         process = subprocess.Popen(
-            command, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ}
+            command, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
     server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
     try:
@@ -96,7 +100,7 @@ def server_process(
             if process.poll() is not None:
                 raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
             try:
-                if httpx.get(f"{server.url}/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{server.url}/ready", timeout=2).status_code == ready_status:
                     break
             except httpx.TransportError:
                 pass
@@ -115,7 +119,9 @@ def server_process(
 
 
 @contextmanager
-def app_server(app: ASGIApp, ready_timeout: float = 180.0) -> Iterator[str]:
+def app_server(
+    app: ASGIApp, ready_timeout: float = 180.0, ready_path: str = "/ready"
+) -> Iterator[str]:
     """Serve ``app`` with uvicorn in this process, on a free loopback port; yield its URL.
 
     For tests that build the engine around an instrumented model; everything else uses a
@@ -132,7 +138,7 @@ def app_server(app: ASGIApp, ready_timeout: float = 180.0) -> Iterator[str]:
         deadline = time.monotonic() + ready_timeout
         while True:
             try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{url}{ready_path}", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -146,11 +152,19 @@ def app_server(app: ASGIApp, ready_timeout: float = 180.0) -> Iterator[str]:
 
 
 @contextmanager
-def router_server(*args: str, ready_timeout: float = 60.0) -> Iterator[RunningServer]:
-    """A ``stenostack router`` process with ``args``, on a free loopback port."""
+def router_server(
+    *args: str,
+    ready_timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+    ready_status: int = 200,
+) -> Iterator[RunningServer]:
+    """A ``stenostack router`` process with ``args``, on a free loopback port; it counts as
+    started when ``/ready`` answers ``ready_status`` (503: no backend yet)."""
     with server_process(
         [sys.executable, "-m", "stenostack", "router", "--log-level", "warning", *args],
         ready_timeout=ready_timeout,
+        env=env,
+        ready_status=ready_status,
     ) as server:
         yield server
 

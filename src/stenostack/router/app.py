@@ -22,6 +22,7 @@ from stenostack.errors import APIError, InvalidRequest, Unauthorized, UploadTooL
 from stenostack.router.balancer import Balancer
 from stenostack.router.body import ReplayBudget, RequestBody, multipart_boundary
 from stenostack.router.health import HealthChecker
+from stenostack.router.kubernetes_discovery import PodWatcher
 from stenostack.router.metrics import RouterMetrics
 from stenostack.router.pool import BackendPool
 from stenostack.router.proxy import BYTES_PER_AUDIO_SECOND, Outgoing, Proxy
@@ -58,9 +59,12 @@ def create_router_app(settings: RouterSettings) -> FastAPI:
         async with aiohttp.ClientSession(connector=connector) as session:
             checker = HealthChecker(pool, session, settings, metrics)
             state["proxy"] = Proxy(pool, balancer, session, settings, metrics)
+            discovery = _start_discovery(settings, pool, checker, metrics)
             await checker.check_all()  # know the backends before the first request
             checking = asyncio.create_task(checker.run())
             yield
+            if discovery is not None:
+                discovery.stop()
             checking.cancel()
             await asyncio.gather(checking, return_exceptions=True)
 
@@ -160,6 +164,34 @@ def create_router_app(settings: RouterSettings) -> FastAPI:
     app.state.pool = pool
     app.state.metrics = metrics
     return app
+
+
+def _start_discovery(
+    settings: RouterSettings, pool: BackendPool, checker: HealthChecker, metrics: RouterMetrics
+) -> PodWatcher | None:
+    """Kubernetes discovery, when enabled: pods join the static backends as they come."""
+    if not settings.kubernetes.enabled:
+        return None
+    loop = asyncio.get_running_loop()
+    static = list(settings.backends)
+    pending: set[asyncio.Task[None]] = set()
+
+    def apply(urls: list[str]) -> None:
+        added, removed = pool.set_urls(static + urls)
+        for url in removed:
+            metrics.forget_backend(url)
+        log.info("discovered %d endpoints (+%d, -%d)", len(urls), len(added), len(removed))
+        for backend in added:  # check new pods now rather than at the next round
+            task = loop.create_task(checker.check(backend))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    def from_thread(urls: list[str]) -> None:
+        loop.call_soon_threadsafe(apply, urls)
+
+    watcher = PodWatcher(settings.kubernetes, from_thread)
+    watcher.start()
+    return watcher
 
 
 __all__ = ["APIError", "create_router_app"]

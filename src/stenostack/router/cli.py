@@ -49,6 +49,12 @@ def add_router_command(commands: Any) -> None:
     )
     router.add_argument("--max-upload-mb", type=float, default=None)
     router.add_argument(
+        "--k8s-label-selector",
+        default=None,
+        help="Discover engine pods with this label selector (turns Kubernetes discovery on).",
+    )
+    router.add_argument("--k8s-namespace", default=None)
+    router.add_argument(
         "--log-level", default=None, choices=["critical", "error", "warning", "info", "debug"]
     )
 
@@ -67,6 +73,11 @@ def router_settings(args: argparse.Namespace) -> RouterSettings:
             setattr(settings, name, getattr(args, name))
     if args.backends:
         settings.backends = args.backends
+    if args.k8s_label_selector:
+        settings.kubernetes.enabled = True
+        settings.kubernetes.label_selector = args.k8s_label_selector
+    if args.k8s_namespace:
+        settings.kubernetes.namespace = args.k8s_namespace
     if args.api_keys:
         settings.api_keys = args.api_keys
     return settings
@@ -80,9 +91,10 @@ def run_router(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"stenostack router: error: {exc}", file=sys.stderr)
         return 2
-    if not settings.backends:
+    if not settings.backends and not settings.kubernetes.enabled:
         print(
-            "stenostack router: error: no backends: pass --backend URL or list them in --config",
+            "stenostack router: error: no backends: pass --backend URL, "
+            "--k8s-label-selector SELECTOR, or a --config file",
             file=sys.stderr,
         )
         return 2

@@ -12,10 +12,15 @@ class BackendPool:
     def __init__(self) -> None:
         self._backends: dict[str, Backend] = {}
 
-    def set_urls(self, urls: list[str]) -> None:
-        """Make the pool hold exactly ``urls``, keeping the state of those it had."""
-        wanted = [url.rstrip("/") for url in urls]
-        self._backends = {url: self._backends.get(url) or Backend(url) for url in wanted}
+    def set_urls(self, urls: list[str]) -> tuple[list[Backend], list[str]]:
+        """Make the pool hold exactly ``urls``, keeping the state of those it had.
+        Returns the backends added and the URLs removed."""
+        wanted = list(dict.fromkeys(url.rstrip("/") for url in urls))
+        added = [Backend(url) for url in wanted if url not in self._backends]
+        removed = [url for url in self._backends if url not in wanted]
+        known = {**self._backends, **{backend.url: backend for backend in added}}
+        self._backends = {url: known[url] for url in wanted}
+        return added, removed
 
     def all(self) -> list[Backend]:
         return list(self._backends.values())

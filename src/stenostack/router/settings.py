@@ -44,6 +44,17 @@ class OutlierEjection:
 
 
 @dataclass
+class KubernetesDiscovery:
+    enabled: bool = False
+    namespace: str = "default"
+    label_selector: str = "app.kubernetes.io/component=engine"
+    port_name: str = "http"  # the container port to use, by name
+    port: int = 8000  # used when no container port has that name
+    watch_timeout_s: int = 300  # each watch is restarted (after a fresh list) this often
+    context: str = ""  # kubeconfig context, outside a cluster
+
+
+@dataclass
 class RouterSettings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -59,6 +70,7 @@ class RouterSettings:
     retries: Retries = field(default_factory=Retries)
     health: HealthChecks = field(default_factory=HealthChecks)
     outlier: OutlierEjection = field(default_factory=OutlierEjection)
+    kubernetes: KubernetesDiscovery = field(default_factory=KubernetesDiscovery)
     log_level: str = "info"
 
     @property
