@@ -10,10 +10,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
-from openai import AuthenticationError, NotFoundError, OpenAI
+from openai import AuthenticationError, NotFoundError, OpenAI, RateLimitError
 
 from tests.servers import (
     RunningServer,
@@ -200,6 +201,61 @@ def test_api_keys(engines: list[RunningServer], clip: bytes) -> None:
             assert word_error_rate(TEXT, text) <= 0.2
         assert httpx.get(f"{r.url}/health", timeout=5).status_code == 200
         assert httpx.get(f"{r.url}/v1/models", timeout=5).status_code == 401
+
+
+def test_per_key_rate_limits(engines: list[RunningServer], clip: bytes, tmp_path: Path) -> None:
+    config = tmp_path / "router.yaml"
+    config.write_text(
+        "api_keys:\n"
+        "  - {key: few-requests, requests_per_minute: 2}\n"
+        "  - {key: little-audio, audio_minutes_per_hour: 1}\n"
+        "  - unlimited\n"
+    )
+    forty_seconds = wav_bytes(compose([40.0]).samples)
+    with router_server("--backend", engines[0].url, "--config", str(config)) as r:
+        few = sdk(r, "few-requests")
+        for _ in range(2):
+            few.audio.transcriptions.create(model=MODEL, file=("a.wav", clip))
+        with pytest.raises(RateLimitError) as caught:
+            few.audio.transcriptions.create(model=MODEL, file=("a.wav", clip))
+        assert caught.value.code == "rate_limit_exceeded"
+        assert 1 <= int(caught.value.response.headers["retry-after"]) <= 30
+
+        little = sdk(r, "little-audio")
+        little.audio.transcriptions.create(model=MODEL, file=("a.wav", forty_seconds))
+        with pytest.raises(RateLimitError) as caught:
+            little.audio.transcriptions.create(model=MODEL, file=("a.wav", forty_seconds))
+        assert "audio minutes" in caught.value.message
+        for _ in range(3):  # other keys are not affected
+            sdk(r, "unlimited").audio.transcriptions.create(model=MODEL, file=("a.wav", clip))
+
+
+def test_config_file_changes_apply_without_dropping_requests(
+    engines: list[RunningServer], tmp_path: Path
+) -> None:
+    first, second = (engine.url for engine in engines)
+    config = tmp_path / "router.yaml"
+    config.write_text(f"backends: [{first}]\nhealth: {{interval_s: 0.5}}\n")
+    parts: list[str | float] = [0.5]
+    for _ in range(12):
+        parts += [TEXT, 1.0]
+    long_file = wav_bytes(compose(parts).samples)  # about 50 s
+    with router_server("--config", str(config)) as r:
+        assert httpx.get(f"{r.url}/ready", timeout=5).json()["backends"] == [first]
+        with ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(
+                sdk(r).audio.transcriptions.create, model=MODEL, file=("long.wav", long_file)
+            )
+            time.sleep(0.5)
+            config.write_text(f"backends: [{second}]\nhealth: {{interval_s: 0.5}}\n")
+            wait_until(
+                lambda: httpx.get(f"{r.url}/ready", timeout=5).json()["backends"] == [second],
+                what="the reloaded backend list",
+            )
+            assert in_flight.result().text.count("milk") >= 10  # finished on the old backend
+        config.write_text("backends: not-a-list: [\n")  # a broken file changes nothing
+        time.sleep(2)
+        assert httpx.get(f"{r.url}/ready", timeout=5).json()["backends"] == [second]
 
 
 def test_upload_over_the_router_limit(engines: list[RunningServer]) -> None:

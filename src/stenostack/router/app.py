@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -18,9 +17,11 @@ from starlette.responses import JSONResponse, Response
 from stenostack import __version__
 from stenostack.api.errors import install_error_handlers
 from stenostack.api.request_id import RequestIdMiddleware
-from stenostack.errors import APIError, InvalidRequest, Unauthorized, UploadTooLarge
+from stenostack.errors import APIError, InvalidRequest, UploadTooLarge
 from stenostack.router.balancer import Balancer
 from stenostack.router.body import ReplayBudget, RequestBody, multipart_boundary
+from stenostack.router.callers import CallerKey, Callers
+from stenostack.router.config_reload import ConfigReloader
 from stenostack.router.health import HealthChecker
 from stenostack.router.kubernetes_discovery import PodWatcher
 from stenostack.router.metrics import RouterMetrics
@@ -48,7 +49,7 @@ OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/version"})
 def create_router_app(settings: RouterSettings) -> FastAPI:
     metrics = RouterMetrics()
     pool = BackendPool()
-    pool.set_urls(settings.backends)
+    pool.set_source("static", settings.backends)
     balancer = Balancer(settings.routing)
     replay_budget = ReplayBudget(settings.retries.replay_budget_bytes)
     state: dict[str, object] = {}
@@ -61,12 +62,16 @@ def create_router_app(settings: RouterSettings) -> FastAPI:
             state["proxy"] = Proxy(pool, balancer, session, settings, metrics)
             discovery = _start_discovery(settings, pool, checker, metrics)
             await checker.check_all()  # know the backends before the first request
-            checking = asyncio.create_task(checker.run())
+            tasks = [asyncio.create_task(checker.run())]
+            if settings.config_file is not None:
+                reloader = ConfigReloader(settings.config_file, settings, apply_settings)
+                tasks.append(asyncio.create_task(reloader.run()))
             yield
             if discovery is not None:
                 discovery.stop()
-            checking.cancel()
-            await asyncio.gather(checking, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     app = FastAPI(title="stenostack router", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
@@ -75,18 +80,24 @@ def create_router_app(settings: RouterSettings) -> FastAPI:
     def proxy() -> Proxy:
         return state["proxy"]  # type: ignore[return-value]
 
-    def authorize(request: Request) -> None:
-        if not settings.api_keys:
-            return
-        given = request.headers.get("authorization", "")
-        token = given[7:].strip() if given[:7].lower() == "bearer " else ""
-        # Compare with every key, so the time taken does not tell which one came close.
-        matched = [hmac.compare_digest(token.encode(), key.encode()) for key in settings.api_keys]
-        if not any(matched):
-            raise Unauthorized()
+    live = {"callers": Callers(settings.api_keys)}
+
+    def authorize(request: Request) -> CallerKey | None:
+        return live["callers"].authenticate(request.headers.get("authorization", ""))
+
+    def apply_settings(fresh: RouterSettings) -> None:
+        """A reloaded config file: what can change while requests are in flight."""
+        for name in ("routing", "api_keys", "backend_api_key", "max_upload_mb", "timeouts",
+                     "retries", "health", "outlier", "backends"):  # fmt: skip
+            setattr(settings, name, getattr(fresh, name))
+        balancer.policy = settings.routing
+        live["callers"] = Callers(settings.api_keys)
+        _, removed = pool.set_source("static", settings.backends)
+        for url in removed:
+            metrics.forget_backend(url)
 
     async def audio(request: Request) -> Response:
-        authorize(request)
+        caller = authorize(request)
         boundary = multipart_boundary(request.headers.get("content-type", ""))
         if boundary is None:
             raise InvalidRequest(
@@ -103,6 +114,7 @@ def create_router_app(settings: RouterSettings) -> FastAPI:
             declared = int(request.headers.get("content-length", "0") or 0)
             if declared > settings.max_upload_bytes:
                 raise UploadTooLarge(settings.max_upload_bytes)
+            live["callers"].admit(caller, declared / BYTES_PER_AUDIO_SECOND)
             fields = await body.read_form_head(boundary, "model")
             model = fields.get("model")
             if not model:
@@ -120,7 +132,7 @@ def create_router_app(settings: RouterSettings) -> FastAPI:
             body.close()
 
     async def json_api(request: Request) -> Response:
-        authorize(request)
+        live["callers"].admit(authorize(request), 0.0)
         body = RequestBody(request.receive, MAX_JSON_BODY, MAX_JSON_BODY)
         raw = await body.read_all()
         try:
@@ -173,11 +185,10 @@ def _start_discovery(
     if not settings.kubernetes.enabled:
         return None
     loop = asyncio.get_running_loop()
-    static = list(settings.backends)
     pending: set[asyncio.Task[None]] = set()
 
     def apply(urls: list[str]) -> None:
-        added, removed = pool.set_urls(static + urls)
+        added, removed = pool.set_source("kubernetes", urls)
         for url in removed:
             metrics.forget_backend(url)
         log.info("discovered %d endpoints (+%d, -%d)", len(urls), len(added), len(removed))

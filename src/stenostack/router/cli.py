@@ -64,6 +64,7 @@ def router_settings(args: argparse.Namespace) -> RouterSettings:
     settings = RouterSettings()
     if args.config is not None:
         load_config_file(args.config, settings)
+        settings.config_file = args.config
     if keys := os.environ.get("STENOSTACK_ROUTER_API_KEYS"):
         settings.api_keys = [key.strip() for key in keys.split(",") if key.strip()]
     if key := os.environ.get("STENOSTACK_BACKEND_API_KEY"):

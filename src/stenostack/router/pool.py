@@ -11,6 +11,13 @@ from stenostack.router.backend import Backend
 class BackendPool:
     def __init__(self) -> None:
         self._backends: dict[str, Backend] = {}
+        self._sources: dict[str, list[str]] = {}
+
+    def set_source(self, source: str, urls: list[str]) -> tuple[list[Backend], list[str]]:
+        """Set the URLs one discovery source found (static, kubernetes); the pool holds
+        the union of all sources. Returns the backends added and the URLs removed."""
+        self._sources[source] = list(urls)
+        return self.set_urls([url for found in self._sources.values() for url in found])
 
     def set_urls(self, urls: list[str]) -> tuple[list[Backend], list[str]]:
         """Make the pool hold exactly ``urls``, keeping the state of those it had.

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import yaml
 
+from stenostack.router.callers import CallerKey
+
 RoutingPolicy = Literal["least_load", "round_robin", "session_affinity"]
 ROUTING_POLICIES: tuple[str, ...] = ("least_load", "round_robin", "session_affinity")
 
@@ -61,9 +63,10 @@ class RouterSettings:
     backends: list[str] = field(default_factory=list)
     routing: RoutingPolicy = "least_load"
     affinity_header: str = "x-session-id"
-    # Keys callers must present (none: open). The router's own key to the backends is
-    # separate, so callers never learn it.
-    api_keys: list[str] = field(default_factory=list)
+    # Keys callers must present (none: open): strings, or mappings with "key" and optional
+    # "requests_per_minute" and "audio_minutes_per_hour". The router's own key to the
+    # backends is separate, so callers never learn it.
+    api_keys: list[Any] = field(default_factory=list)
     backend_api_key: str | None = None
     max_upload_mb: float = 2000.0
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -72,6 +75,7 @@ class RouterSettings:
     outlier: OutlierEjection = field(default_factory=OutlierEjection)
     kubernetes: KubernetesDiscovery = field(default_factory=KubernetesDiscovery)
     log_level: str = "info"
+    config_file: Path | None = None  # watched and applied again when it changes
 
     @property
     def max_upload_bytes(self) -> int:
@@ -91,6 +95,11 @@ def load_config_file(path: Path, settings: RouterSettings) -> RouterSettings:
     if not isinstance(document, dict):
         raise SettingsError(f"config file {path}: expected a mapping at the top level")
     _apply(settings, document, "")
+    for entry in settings.api_keys:
+        try:
+            CallerKey.parse(entry)
+        except ValueError as exc:
+            raise SettingsError(f"config file {path}: {exc}") from None
     if settings.routing not in ROUTING_POLICIES:
         raise SettingsError(
             f"routing must be one of {', '.join(ROUTING_POLICIES)}, got {settings.routing!r}"
