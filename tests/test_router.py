@@ -258,6 +258,21 @@ def test_config_file_changes_apply_without_dropping_requests(
         assert httpx.get(f"{r.url}/ready", timeout=5).json()["backends"] == [second]
 
 
+def test_several_worker_processes(engines: list[RunningServer], clip: bytes) -> None:
+    with router_server("--backend", engines[0].url, "--workers", "2") as r:
+        children = Path(f"/proc/{r.process.pid}/task/{r.process.pid}/children").read_text()
+        assert len(children.split()) >= 2
+        client = sdk(r)
+        with ThreadPoolExecutor(4) as pool:
+            texts = list(
+                pool.map(
+                    lambda _: client.audio.transcriptions.create(model=MODEL, file=("a.wav", clip)),
+                    range(8),
+                )
+            )
+        assert all(word_error_rate(TEXT, t.text) <= 0.2 for t in texts)
+
+
 def test_upload_over_the_router_limit(engines: list[RunningServer]) -> None:
     with router_server("--backend", engines[0].url, "--max-upload-mb", "1") as r:
         body, content_type = multipart([("model", MODEL), ("file", ("a.wav", b"\0" * 3_000_000))])

@@ -16,7 +16,11 @@ from stenostack.router.settings import (
     RouterSettings,
     SettingsError,
     load_config_file,
+    settings_from_json,
+    settings_to_json,
 )
+
+SETTINGS_ENV = "STENOSTACK_ROUTER_SETTINGS_JSON"
 
 
 def add_router_command(commands: Any) -> None:
@@ -55,6 +59,13 @@ def add_router_command(commands: Any) -> None:
     )
     router.add_argument("--k8s-namespace", default=None)
     router.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Router processes sharing the port, to use more than one core (default 1). "
+        "Each keeps its own health state and metrics.",
+    )
+    router.add_argument(
         "--log-level", default=None, choices=["critical", "error", "warning", "info", "debug"]
     )
 
@@ -69,7 +80,9 @@ def router_settings(args: argparse.Namespace) -> RouterSettings:
         settings.api_keys = [key.strip() for key in keys.split(",") if key.strip()]
     if key := os.environ.get("STENOSTACK_BACKEND_API_KEY"):
         settings.backend_api_key = key
-    for name in ("host", "port", "routing", "backend_api_key", "max_upload_mb", "log_level"):
+    for name in (
+        "host", "port", "routing", "backend_api_key", "max_upload_mb", "log_level", "workers",
+    ):  # fmt: skip
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     if args.backends:
@@ -102,13 +115,30 @@ def run_router(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
-        create_router_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+    }
+    if settings.workers > 1:
+        # Workers are separate processes: each builds the app from the settings it inherits.
+        os.environ[SETTINGS_ENV] = settings_to_json(settings)
+        uvicorn.run(
+            "stenostack.router.cli:app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            **options,
+        )
+    else:
+        uvicorn.run(create_router_app(settings), **options)
     return 0
+
+
+def app_from_environment() -> Any:
+    """The app of one worker process (see ``--workers``)."""
+    from stenostack.router.app import create_router_app
+
+    return create_router_app(settings_from_json(os.environ[SETTINGS_ENV]))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,6 +77,7 @@ class RouterSettings:
     kubernetes: KubernetesDiscovery = field(default_factory=KubernetesDiscovery)
     log_level: str = "info"
     config_file: Path | None = None  # watched and applied again when it changes
+    workers: int = 1  # router processes sharing the port (each keeps its own state)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -119,3 +121,19 @@ def _apply(target: Any, values: dict[str, Any], prefix: str) -> None:
             _apply(current, value, f"{prefix}{key}.")
         else:
             setattr(target, key, value)
+
+
+def settings_to_json(settings: RouterSettings) -> str:
+    """For worker processes, which rebuild the settings with :func:`settings_from_json`."""
+    values = asdict(settings)
+    values["config_file"] = str(settings.config_file) if settings.config_file else None
+    return json.dumps(values)
+
+
+def settings_from_json(text: str) -> RouterSettings:
+    values = json.loads(text)
+    config_file = values.pop("config_file")
+    settings = RouterSettings()
+    _apply(settings, values, "")
+    settings.config_file = Path(config_file) if config_file else None
+    return settings
