@@ -2,7 +2,7 @@
 
     python benchmarks/router_overhead.py
 
-Backends are FAKE engines (``fake_backend.py``: the engine's HTTP API, no model), so the
+Backends are FAKE engines (``tests/fake_backend.py``: the engine's HTTP API, no model), so the
 figures are the router's own. Side by side in one run:
 
 1. **Added latency and CPU**: small transcription requests (a 1 kB upload) at concurrency 1,
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 from tests.servers import RunningServer, peak_rss_mb, router_server, server_process
 
-FAKE = Path(__file__).resolve().parent / "fake_backend.py"
+FAKE = Path(__file__).resolve().parent.parent / "tests" / "fake_backend.py"
 MODEL = "whisper-tiny.en"
 TICKS = os.sysconf("SC_CLK_TCK")
 

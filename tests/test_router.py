@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from openai import AuthenticationError, NotFoundError, OpenAI, RateLimitError
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.servers import (
     RunningServer,
@@ -22,6 +24,7 @@ from tests.servers import (
     metric,
     peak_rss_mb,
     router_server,
+    server_process,
     wait_until,
 )
 from tests.speech import compose, wav_bytes
@@ -256,6 +259,55 @@ def test_config_file_changes_apply_without_dropping_requests(
         config.write_text("backends: not-a-list: [\n")  # a broken file changes nothing
         time.sleep(2)
         assert httpx.get(f"{r.url}/ready", timeout=5).json()["backends"] == [second]
+
+
+def test_a_full_engine_answers_429_and_the_request_goes_elsewhere(clip: bytes) -> None:
+    parts: list[str | float] = [0.5]
+    for _ in range(12):
+        parts += [TEXT, 1.0]
+    long_file = wav_bytes(compose(parts).samples)  # about 50 s: fills the small queue
+    with (
+        engine_server("--model", MODEL, "--max-queued-audio-seconds", "5") as full,
+        engine_server("--model", MODEL) as free,
+        router_server(
+            "--backend", full.url, "--backend", free.url, "--routing", "round_robin"
+        ) as r,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        busy = pool.submit(
+            sdk(full).audio.transcriptions.create, model=MODEL, file=("long.wav", long_file)
+        )
+        wait_until(lambda: metric(full, "stenostack_requests_running") > 0, what="busy")
+        for _ in range(4):  # round robin sends some of these to the full engine first
+            text = sdk(r).audio.transcriptions.create(model=MODEL, file=("a.wav", clip)).text
+            assert word_error_rate(TEXT, text) <= 0.2
+        retried = metric(r, "stenostack_router_retries_total", backend=full.url, reason="429")
+        assert retried >= 1
+        assert metric(r, "stenostack_router_backend_ejections_total", backend=full.url) == 0
+        busy.result()
+
+
+def test_a_vllm_style_chat_server_behind_the_router(router: RunningServer) -> None:
+    """Other OpenAI paths are routed by model too; the chat backend is a FAKE (vLLM cannot
+    run here) that speaks OpenAI's chat completions, streaming included."""
+    fake = Path(__file__).resolve().parent / "fake_backend.py"
+    command = [sys.executable, str(fake), "--chat-model", "fake-llm"]
+    with (
+        server_process(command, ready_timeout=30) as llm,
+        router_server("--backend", llm.url, "--backend", _backends(router)[0]) as r,
+    ):
+        client = sdk(r)
+        assert sorted(m.id for m in client.models.list().data) == ["fake-llm", MODEL]
+        messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hi"}]
+        answer = client.chat.completions.create(model="fake-llm", messages=messages)
+        assert answer.choices[0].message.content == "Hello from the fake model."
+        chunks = list(
+            client.chat.completions.create(model="fake-llm", messages=messages, stream=True)
+        )
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
+        assert text == "Hello from the fake model."
+        with pytest.raises(NotFoundError):
+            client.chat.completions.create(model="other-llm", messages=messages)
 
 
 def test_several_worker_processes(engines: list[RunningServer], clip: bytes) -> None:

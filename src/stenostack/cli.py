@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import uvicorn
 
 from stenostack import __version__
+from stenostack.api.request_id import configure_logging
 from stenostack.config import EngineSettings
 from stenostack.models.registry import ModelRegistry, ModelSpec, choose_placement
 from stenostack.models.sources import ModelSourceError
@@ -98,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.models:
         settings.models = args.models
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     return serve(settings)
 
 

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-request-id"
+# The request being served by the current task, for log lines ("-" outside requests).
+current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Gives every log record the id of the request it was written for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id.get()
+        return True
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdLogFilter())
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 class RequestIdMiddleware:
@@ -20,6 +40,7 @@ class RequestIdMiddleware:
         given = dict(scope["headers"]).get(HEADER, b"")
         request_id = given if 0 < len(given) <= 128 else uuid.uuid4().hex.encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode("latin-1")
+        current_request_id.set(request_id.decode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

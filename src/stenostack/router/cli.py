@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import uvicorn
 
+from stenostack.api.request_id import configure_logging
 from stenostack.router.settings import (
     ROUTING_POLICIES,
     RouterSettings,
@@ -112,9 +112,7 @@ def run_router(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
