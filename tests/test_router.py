@@ -313,6 +313,35 @@ def test_a_vllm_style_chat_server_behind_the_router(router: RunningServer) -> No
             client.chat.completions.create(model="other-llm", messages=messages)
 
 
+def test_a_client_hanging_up_cancels_the_engine_work(
+    router: RunningServer, engines: list[RunningServer]
+) -> None:
+    parts: list[str | float] = [0.5]
+    for sentence in STORY * 3:
+        parts += [sentence, 0.8]
+    long_file = wav_bytes(compose(parts).samples)  # about 4.5 minutes
+
+    def cancelled() -> float:
+        return sum(
+            metric(e, "stenostack_request_errors_total", code="client_disconnected")
+            for e in engines
+        )
+
+    before = cancelled()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{router.url}/v1/audio/transcriptions",
+            data={"model": MODEL},
+            files={"file": ("long.wav", long_file)},
+            timeout=httpx.Timeout(60, read=1.5),
+        )
+    wait_until(lambda: cancelled() > before, what="the engine to see the hang-up")
+    wait_until(
+        lambda: all(metric(e, "stenostack_requests_running") == 0 for e in engines),
+        what="the engines to stop the cancelled work",
+    )
+
+
 def test_several_worker_processes(engines: list[RunningServer], clip: bytes) -> None:
     with router_server("--backend", engines[0].url, "--workers", "2") as r:
         children = Path(f"/proc/{r.process.pid}/task/{r.process.pid}/children").read_text()
