@@ -56,6 +56,16 @@ def sdk(server: RunningServer, key: str = "unused") -> OpenAI:
     return OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=120)
 
 
+def concurrently(client: OpenAI, clip: bytes, count: int) -> list[str]:
+    """``count`` transcriptions of ``clip``, four at a time; their texts."""
+
+    def one(_: int) -> str:
+        return client.audio.transcriptions.create(model=MODEL, file=("a.wav", clip)).text
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, range(count)))
+
+
 def multipart(fields: list[tuple[str, str | tuple[str, bytes]]]) -> tuple[bytes, str]:
     """A multipart body with the parts in the order given (the SDK puts the file first)."""
     boundary = uuid.uuid4().hex
@@ -129,14 +139,7 @@ def test_requests_spread_over_the_backends(router: RunningServer, clip: bytes) -
         url: metric(router, "stenostack_router_requests_total", backend=url, status="200")
         for url in [b for b in _backends(router)]
     }
-    with ThreadPoolExecutor(4) as pool:
-        texts = list(
-            pool.map(
-                lambda _: client.audio.transcriptions.create(model=MODEL, file=("a.wav", clip)),
-                range(8),
-            )
-        )
-    assert all(word_error_rate(TEXT, t.text) <= 0.2 for t in texts)
+    assert all(word_error_rate(TEXT, text) <= 0.2 for text in concurrently(client, clip, 8))
     served = {
         url: metric(router, "stenostack_router_requests_total", backend=url, status="200") - count
         for url, count in before.items()
@@ -346,15 +349,8 @@ def test_several_worker_processes(engines: list[RunningServer], clip: bytes) -> 
     with router_server("--backend", engines[0].url, "--workers", "2") as r:
         children = Path(f"/proc/{r.process.pid}/task/{r.process.pid}/children").read_text()
         assert len(children.split()) >= 2
-        client = sdk(r)
-        with ThreadPoolExecutor(4) as pool:
-            texts = list(
-                pool.map(
-                    lambda _: client.audio.transcriptions.create(model=MODEL, file=("a.wav", clip)),
-                    range(8),
-                )
-            )
-        assert all(word_error_rate(TEXT, t.text) <= 0.2 for t in texts)
+        texts = concurrently(sdk(r), clip, 8)
+        assert all(word_error_rate(TEXT, text) <= 0.2 for text in texts)
 
 
 def test_upload_over_the_router_limit(engines: list[RunningServer]) -> None:
