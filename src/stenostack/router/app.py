@@ -9,13 +9,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
-from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from stenostack import __version__
-from stenostack.api.errors import install_error_handlers
+from stenostack.api.errors import error_response
 from stenostack.api.request_id import RequestIdMiddleware
 from stenostack.errors import APIError, InvalidRequest, UploadTooLarge
 from stenostack.router.balancer import Balancer
@@ -43,10 +46,9 @@ JSON_PATHS = (
     "/v1/score",
 )
 MAX_JSON_BODY = 32 * 1024 * 1024
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/version"})
 
 
-def create_router_app(settings: RouterSettings) -> FastAPI:
+def create_router_app(settings: RouterSettings) -> Starlette:
     metrics = RouterMetrics()
     pool = BackendPool()
     pool.set_source("static", settings.backends)
@@ -55,7 +57,7 @@ def create_router_app(settings: RouterSettings) -> FastAPI:
     state: dict[str, object] = {}
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60)
         async with aiohttp.ClientSession(connector=connector) as session:
             checker = HealthChecker(pool, session, settings, metrics)
@@ -72,10 +74,6 @@ def create_router_app(settings: RouterSettings) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    app = FastAPI(title="stenostack router", version=__version__, lifespan=lifespan)
-    install_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
 
     def proxy() -> Proxy:
         return state["proxy"]  # type: ignore[return-value]
@@ -144,35 +142,44 @@ def create_router_app(settings: RouterSettings) -> FastAPI:
         outgoing = Outgoing(model, body, request.headers.get(settings.affinity_header), 0.0)
         return await proxy().forward(request, outgoing)
 
-    # Plain Starlette routes: the proxy paths skip FastAPI's parameter machinery.
-    for path in AUDIO_PATHS:
-        app.router.add_route(path, audio, methods=["POST"], include_in_schema=False)
-    for path in JSON_PATHS:
-        app.router.add_route(path, json_api, methods=["POST"], include_in_schema=False)
-
-    @app.get("/v1/models")
-    async def list_models(request: Request) -> JSONResponse:
+    async def list_models(request: Request) -> Response:
         authorize(request)
         return JSONResponse({"object": "list", "data": pool.models()})
 
-    @app.get("/health")
-    async def health() -> JSONResponse:
+    async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/ready")
-    async def ready() -> JSONResponse:
+    async def ready(_: Request) -> Response:
         available = [b.url for b in pool.all() if b.available()]
         status = 200 if available else 503
         return JSONResponse({"ready": bool(available), "backends": available}, status)
 
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
+    async def prometheus_metrics(_: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/version")
-    async def version() -> JSONResponse:
+    async def version(_: Request) -> Response:
         return JSONResponse({"stenostack": __version__, "role": "router"})
 
+    # Plain Starlette: a proxy has no use for FastAPI's parameter machinery on its hot path.
+    routes = [
+        *(Route(path, audio, methods=["POST"]) for path in AUDIO_PATHS),
+        *(Route(path, json_api, methods=["POST"]) for path in JSON_PATHS),
+        Route("/v1/models", list_models),
+        Route("/health", health),
+        Route("/ready", ready),
+        Route("/metrics", prometheus_metrics),
+        Route("/version", version),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={
+            APIError: _api_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+        lifespan=lifespan,
+    )
     app.state.pool = pool
     app.state.metrics = metrics
     return app
@@ -205,4 +212,20 @@ def _start_discovery(
     return watcher
 
 
-__all__ = ["APIError", "create_router_app"]
+async def _api_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return error_response(exc)
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, wrong method) in OpenAI's error shape."""
+    assert isinstance(exc, HTTPException)
+    error = APIError(str(exc.detail), headers=dict(exc.headers or {}))
+    error.status_code = exc.status_code
+    error.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
+    return error_response(error)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(APIError("The router had an error while processing the request."))

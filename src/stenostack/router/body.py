@@ -155,6 +155,12 @@ class RequestBody:
             self._ahead.append(await self._read_client())
         return b"".join(self._ahead)
 
+    def whole(self) -> bytes | None:
+        """The body, if it was all read ahead into memory (a small request)."""
+        if self.complete and self._spool is None and not self._kept:
+            return b"".join(self._ahead)
+        return None
+
     @property
     def replayable(self) -> bool:
         """Whether everything streamed so far can be streamed again."""

@@ -195,7 +195,7 @@ class Proxy:
             self.session.request(
                 request.method,
                 backend.url + path,
-                data=outgoing.body.chunks(),
+                data=outgoing.body.whole() or outgoing.body.chunks(),
                 headers=self._request_headers(request),
                 timeout=timeout,
                 allow_redirects=False,
