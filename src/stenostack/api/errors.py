@@ -19,6 +19,14 @@ def error_response(error: APIError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
 
 
+def http_error_response(exc: HTTPException) -> JSONResponse:
+    """Starlette's own refusals (no such path, wrong method) in OpenAI's error shape."""
+    error = APIError(str(exc.detail), code=None, headers=dict(exc.headers or {}))
+    error.status_code = exc.status_code
+    error.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
+    return error_response(error)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def on_api_error(_: Request, exc: APIError) -> JSONResponse:
@@ -34,10 +42,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def on_http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        error = APIError(str(exc.detail), code=None, headers=dict(exc.headers or {}))
-        error.status_code = exc.status_code
-        error.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
-        return error_response(error)
+        return http_error_response(exc)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stenostack import __version__
-from stenostack.api.errors import error_response
+from stenostack.api.errors import error_response, http_error_response
 from stenostack.api.request_id import RequestIdMiddleware
 from stenostack.errors import APIError, InvalidRequest, UploadTooLarge
 from stenostack.router.balancer import Balancer
@@ -180,8 +180,6 @@ def create_router_app(settings: RouterSettings) -> Starlette:
         },
         lifespan=lifespan,
     )
-    app.state.pool = pool
-    app.state.metrics = metrics
     return app
 
 
@@ -218,12 +216,8 @@ async def _api_error(_: Request, exc: Exception) -> Response:
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:
-    """Starlette's own refusals (no such path, wrong method) in OpenAI's error shape."""
     assert isinstance(exc, HTTPException)
-    error = APIError(str(exc.detail), headers=dict(exc.headers or {}))
-    error.status_code = exc.status_code
-    error.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
-    return error_response(error)
+    return http_error_response(exc)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

@@ -9,6 +9,7 @@ little.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import itertools
 from collections.abc import Sequence
@@ -39,23 +40,25 @@ class Balancer:
             return [*candidates[start:], *candidates[:start]]
         # Least load; equal loads are broken by requests in flight, then in turn.
         start = next(self._turn)
-        return sorted(
-            candidates,
-            key=lambda b: (
-                b.load(),
-                b.inflight_requests,
-                (candidates.index(b) - start) % len(candidates),
-            ),
+        count = len(candidates)
+        ranked = sorted(
+            (b.load(), b.inflight_requests, (index - start) % count, index)
+            for index, b in enumerate(candidates)
         )
+        return [candidates[rank[-1]] for rank in ranked]
+
+
+@functools.lru_cache(maxsize=64)
+def _ring(names: tuple[str, ...]) -> list[tuple[int, str]]:
+    """The hash ring of a set of backends: built once per set, not per request."""
+    return sorted(
+        (_hash(f"{name}#{index}"), name) for name in names for index in range(VIRTUAL_NODES)
+    )
 
 
 def _ring_order(candidates: Sequence[Backend], key: str) -> list[Backend]:
-    ring = sorted(
-        (_hash(f"{backend.name}#{index}"), backend.name)
-        for backend in candidates
-        for index in range(VIRTUAL_NODES)
-    )
     by_name = {backend.name: backend for backend in candidates}
+    ring = _ring(tuple(sorted(by_name)))
     position = bisect.bisect(ring, (_hash(key), ""))
     ordered: list[Backend] = []
     for offset in range(len(ring)):

@@ -14,6 +14,7 @@ was kept. Once a backend has answered, nothing more is kept.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator
 from typing import IO, Any
@@ -125,14 +126,25 @@ class RequestBody:
         self.replay_limit = replay_limit
         self._budget = budget or ReplayBudget(replay_limit)
         self.received = 0  # bytes read from the client so far
-        self.complete = False  # the client has sent all of it
-        self.spooled = False  # part of it waits in a temporary file
+        self._read_whole = asyncio.Event()  # the client has sent all of it
         self._ahead: list[bytes] = []  # read ahead in memory, before routing
         self._spool: IO[bytes] | None = None  # read ahead on disk, after the file began
         self._kept: list[bytes] = []  # streamed to a backend and kept for a retry
         self._kept_bytes = 0
         self._kept_all = True
-        self._streamed = False
+
+    @property
+    def complete(self) -> bool:
+        """The client has sent all of the body."""
+        return self._read_whole.is_set()
+
+    async def wait_complete(self) -> None:
+        await self._read_whole.wait()
+
+    @property
+    def spooled(self) -> bool:
+        """Part of the body waits in a temporary file."""
+        return self._spool is not None
 
     async def read_form_head(self, boundary: bytes, wanted: str) -> dict[str, str]:
         """Read ahead until the text field ``wanted`` is known (or the body ends)."""
@@ -142,7 +154,6 @@ class RequestBody:
             head.feed(chunk)
             if head.file_started and self._spool is None and wanted not in head.fields:
                 self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-                self.spooled = True
             if self._spool is not None:
                 self._spool.write(chunk)
             else:
@@ -217,5 +228,5 @@ class RequestBody:
         if self.received > self.max_bytes:
             raise UploadTooLarge(self.max_bytes)
         if not message.get("more_body", False):
-            self.complete = True
+            self._read_whole.set()
         return chunk

@@ -253,8 +253,7 @@ class Proxy:
 async def _client_gone(request: Request, body: RequestBody) -> None:
     """Return when the client disconnects after its body was read (the body's reader
     notices a disconnect before that)."""
-    while not body.complete:
-        await asyncio.sleep(0.05)
+    await body.wait_complete()
     while (await request.receive())["type"] != "http.disconnect":
         pass
 
@@ -293,17 +292,13 @@ class UpstreamResponse(StreamingResponse):
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        status = self.status_code
+        passed_through = False  # the whole upstream body reached the client
         try:
             await super().__call__(scope, receive, send)
-        except BaseException:
-            status = 499
-            raise
+            passed_through = self._upstream.content.at_eof()
         finally:
-            if not self._upstream.content.at_eof():
-                status = 499 if status == self.status_code else status
             self._upstream.close()
-            self._on_end(status)
+            self._on_end(self.status_code if passed_through else 499)
 
     async def _pieces(self) -> AsyncIterator[bytes]:
         while True:
