@@ -269,9 +269,10 @@ def test_config_file_changes_apply_without_dropping_requests(
 
 def test_a_full_engine_answers_429_and_the_request_goes_elsewhere(clip: bytes) -> None:
     parts: list[str | float] = [0.5]
-    for _ in range(12):
-        parts += [TEXT, 1.0]
-    long_file = wav_bytes(compose(parts).samples)  # about 50 s: fills the small queue
+    for sentence in STORY * 3:
+        parts += [sentence, 0.8]
+    # About 4.5 minutes: it keeps the small queue full for the whole test.
+    long_file = wav_bytes(compose(parts).samples)
     with (
         engine_server("--model", MODEL, "--max-queued-audio-seconds", "5") as full,
         engine_server("--model", MODEL) as free,
