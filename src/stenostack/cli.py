@@ -8,8 +8,8 @@ import sys
 import uvicorn
 
 from stenostack import __version__
-from stenostack.api.request_id import configure_logging
 from stenostack.config import EngineSettings
+from stenostack.http.logs import configure_logging
 from stenostack.models.registry import ModelRegistry, ModelSpec, choose_placement
 from stenostack.models.sources import ModelSourceError
 from stenostack.router.cli import add_router_command, run_router

@@ -6,7 +6,21 @@ the HTTP layer renders them in one place as ``{"error": {message, type, param, c
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+# While the models load, callers are told to come back after this long (loading takes
+# seconds, and /ready says the same).
+MODELS_LOADING_RETRY_S = 2
+
+
+def retry_after(seconds: float, *, should_retry: bool = False) -> dict[str, str]:
+    """The headers that tell a caller to come back in ``seconds`` (whole, at least 1);
+    ``should_retry`` also tells the official SDKs to retry on their own."""
+    headers = {"Retry-After": str(max(math.ceil(seconds), 1))}
+    if should_retry:
+        headers["x-should-retry"] = "true"
+    return headers
 
 
 class APIError(Exception):
@@ -28,6 +42,21 @@ class APIError(Exception):
         self.param = param
         self.code = code
         self.headers = headers or {}
+
+    @classmethod
+    def with_status(
+        cls,
+        status_code: int,
+        message: str,
+        *,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> APIError:
+        """An error for a status no subclass names (a framework's own refusal)."""
+        error = cls(message, param=param, headers=headers)
+        error.status_code = status_code
+        error.error_type = "invalid_request_error" if status_code < 500 else "server_error"
+        return error
 
     def body(self) -> dict[str, Any]:
         return {
@@ -89,10 +118,8 @@ class ServiceUnavailable(APIError):
     status_code = 503
     error_type = "server_error"
 
-    def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
-        super().__init__(
-            message, code="service_unavailable", headers={"Retry-After": str(retry_after_s)}
-        )
+    def __init__(self, message: str, *, retry_after_s: float = MODELS_LOADING_RETRY_S) -> None:
+        super().__init__(message, code="service_unavailable", headers=retry_after(retry_after_s))
 
 
 class EngineOverloaded(APIError):
@@ -101,11 +128,9 @@ class EngineOverloaded(APIError):
     status_code = 429
     error_type = "rate_limit_error"
 
-    def __init__(self, message: str, *, retry_after_s: int) -> None:
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
         super().__init__(
-            message,
-            code="engine_overloaded",
-            headers={"Retry-After": str(retry_after_s), "x-should-retry": "true"},
+            message, code="engine_overloaded", headers=retry_after(retry_after_s, should_retry=True)
         )
 
 
@@ -117,55 +142,3 @@ class ClientDisconnected(APIError):
 
     def __init__(self) -> None:
         super().__init__("The client closed the connection.", code="client_disconnected")
-
-
-class Unauthorized(APIError):
-    """No API key, or not one this server accepts (401)."""
-
-    status_code = 401
-    error_type = "invalid_request_error"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "Incorrect or missing API key: pass one this router accepts as "
-            "'Authorization: Bearer <key>'.",
-            code="invalid_api_key",
-        )
-
-
-class NoHealthyBackend(APIError):
-    """Backends serve the model, but none can take a request now (503)."""
-
-    status_code = 503
-    error_type = "server_error"
-
-    def __init__(self, model: str, retry_after_s: int) -> None:
-        super().__init__(
-            f"No healthy backend can serve model '{model}' right now; retry shortly.",
-            code="no_healthy_backend",
-            headers={"Retry-After": str(retry_after_s)},
-        )
-
-
-class BackendUnreachable(APIError):
-    """Every backend tried failed before answering (502)."""
-
-    status_code = 502
-    error_type = "server_error"
-
-    def __init__(self, model: str, attempts: int) -> None:
-        super().__init__(
-            f"No backend for model '{model}' could be reached ({attempts} tried).",
-            code="backend_unreachable",
-            headers={"Retry-After": "1"},
-        )
-
-
-class BackendTimeout(APIError):
-    """A backend did not answer in time (504)."""
-
-    status_code = 504
-    error_type = "server_error"
-
-    def __init__(self, what: str) -> None:
-        super().__init__(f"The backend timed out: {what}.", code="backend_timeout")

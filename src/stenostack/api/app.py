@@ -13,12 +13,12 @@ from fastapi import FastAPI
 
 from stenostack import __version__
 from stenostack.api import audio_routes, meta_routes
-from stenostack.api.errors import install_error_handlers
+from stenostack.api.errors import engine_exception_handlers
 from stenostack.api.limits import UploadLimitMiddleware
 from stenostack.api.realtime import routes as realtime_routes
-from stenostack.api.request_id import RequestIdMiddleware
 from stenostack.config import EngineSettings
 from stenostack.engine.engine import Engine, SchedulingSettings
+from stenostack.http.request_id import RequestIdMiddleware
 from stenostack.metrics import EngineMetrics
 from stenostack.models.registry import ModelRegistry
 
@@ -41,12 +41,16 @@ def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
         engine.shutdown()
         await asyncio.wait([loading], timeout=1)
 
-    app = FastAPI(title="stenostack", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="stenostack",
+        version=__version__,
+        lifespan=lifespan,
+        exception_handlers=engine_exception_handlers(),
+    )
     app.state.settings = settings
     app.state.registry = registry
     app.state.engine = engine
     app.state.metrics = metrics
-    install_error_handlers(app)
     app.include_router(audio_routes.router)
     app.include_router(meta_routes.router)
     app.include_router(realtime_routes.router)

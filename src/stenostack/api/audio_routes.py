@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -15,11 +13,11 @@ from stenostack.api.forms import AudioRequest, parse_audio_form, read_form
 from stenostack.api.request_record import RequestRecord
 from stenostack.api.streaming import TranscriptEventStream
 from stenostack.engine.engine import Engine, EngineResult
-from stenostack.errors import APIError, ClientDisconnected
+from stenostack.errors import APIError
+from stenostack.http.disconnect import unless_disconnected
 from stenostack.models.base import Task, TextDelta
 
 router = APIRouter()
-ResultT = TypeVar("ResultT")
 
 
 @router.post("/v1/audio/transcriptions", summary="Transcribe audio into text (OpenAI-compatible)")
@@ -47,7 +45,7 @@ async def _handle(request: Request, task: Task, endpoint: str) -> Response:
                 stream = await _open_stream(request, engine, audio_request, task, record)
                 status = 0  # the stream records its own outcome when it ends
                 return stream
-            result = await _unless_disconnected(
+            result = await unless_disconnected(
                 request,
                 engine.run(audio_request.model, audio_request.file.file, audio_request.options),
             )
@@ -85,7 +83,7 @@ async def _open_stream(
         )
     )
     try:
-        await _unless_disconnected(request, _admitted_or_done(admitted, work))
+        await unless_disconnected(request, _admitted_or_done(admitted, work))
     except BaseException:
         work.cancel()
         await asyncio.gather(work, return_exceptions=True)
@@ -107,27 +105,3 @@ async def _admitted_or_done(admitted: asyncio.Event, work: asyncio.Task[EngineRe
         await asyncio.wait({waiting, work}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiting.cancel()
-
-
-async def _unless_disconnected(request: Request, work: Awaitable[ResultT]) -> ResultT:
-    """Await ``work``; if the client hangs up first, cancel it (and its queued model work)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    finally:
-        watcher.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    raise ClientDisconnected()
-
-
-async def _disconnected(request: Request) -> None:
-    """Return once the client has closed the connection (the body is already read)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass

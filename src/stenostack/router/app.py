@@ -11,16 +11,15 @@ from contextlib import asynccontextmanager
 import aiohttp
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stenostack import __version__
-from stenostack.api.errors import error_response, http_error_response
-from stenostack.api.request_id import RequestIdMiddleware
-from stenostack.errors import APIError, InvalidRequest, UploadTooLarge
+from stenostack.errors import InvalidRequest, UploadTooLarge
+from stenostack.http.errors import exception_handlers
+from stenostack.http.request_id import RequestIdMiddleware
 from stenostack.router.balancer import Balancer
 from stenostack.router.body import ReplayBudget, RequestBody, multipart_boundary
 from stenostack.router.callers import CallerKey, Callers
@@ -173,11 +172,7 @@ def create_router_app(settings: RouterSettings) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],
-        exception_handlers={
-            APIError: _api_error,
-            HTTPException: _http_error,
-            Exception: _unexpected_error,
-        },
+        exception_handlers=exception_handlers("router"),
         lifespan=lifespan,
     )
     return app
@@ -208,18 +203,3 @@ def _start_discovery(
     watcher = PodWatcher(settings.kubernetes, from_thread)
     watcher.start()
     return watcher
-
-
-async def _api_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, APIError)
-    return error_response(exc)
-
-
-async def _http_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    return http_error_response(exc)
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(APIError("The router had an error while processing the request."))

@@ -9,25 +9,11 @@ Audio is estimated from the upload's declared size, as for least-load routing.
 from __future__ import annotations
 
 import hmac
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from stenostack.errors import APIError, Unauthorized
-
-
-class RateLimited(APIError):
-    status_code = 429
-    error_type = "rate_limit_error"
-
-    def __init__(self, what: str, retry_after_s: float) -> None:
-        wait = max(math.ceil(retry_after_s), 1)
-        super().__init__(
-            f"Rate limit reached for this API key: {what}. Retry after {wait} s.",
-            code="rate_limit_exceeded",
-            headers={"Retry-After": str(wait), "x-should-retry": "true"},
-        )
+from stenostack.router.errors import RateLimited, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -82,10 +68,6 @@ class Callers:
             for k in self.keys
             if k.audio_minutes_per_hour
         }
-
-    @property
-    def required(self) -> bool:
-        return bool(self.keys)
 
     def authenticate(self, authorization: str) -> CallerKey | None:
         """The caller's key (None when no keys are configured); raises Unauthorized."""

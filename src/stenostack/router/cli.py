@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from stenostack.api.request_id import configure_logging
+from stenostack.http.logs import configure_logging
 from stenostack.router.settings import (
     ROUTING_POLICIES,
     RouterSettings,

@@ -22,16 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from stenostack.errors import (
-    BackendTimeout,
-    BackendUnreachable,
-    ClientDisconnected,
-    ModelNotFound,
-    NoHealthyBackend,
-)
+from stenostack.errors import ClientDisconnected, ModelNotFound
+from stenostack.http.disconnect import unless_disconnected
+from stenostack.http.request_id import request_id
 from stenostack.router.backend import Backend
 from stenostack.router.balancer import Balancer
 from stenostack.router.body import RequestBody
+from stenostack.router.errors import BackendTimeout, BackendUnreachable, NoHealthyBackend
 from stenostack.router.metrics import RouterMetrics
 from stenostack.router.pool import BackendPool
 from stenostack.router.settings import RouterSettings
@@ -191,27 +188,16 @@ class Proxy:
             total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.first_byte_s
         )
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        sending = asyncio.ensure_future(
-            self.session.request(
-                request.method,
-                backend.url + path,
-                data=outgoing.body.whole() or outgoing.body.chunks(),
-                headers=self._request_headers(request),
-                timeout=timeout,
-                allow_redirects=False,
-                auto_decompress=False,
-            )
+        sending = self.session.request(
+            request.method,
+            backend.url + path,
+            data=outgoing.body.whole() or outgoing.body.chunks(),
+            headers=self._request_headers(request),
+            timeout=timeout,
+            allow_redirects=False,
+            auto_decompress=False,
         )
-        watcher = asyncio.ensure_future(_client_gone(request, outgoing.body))
-        try:
-            await asyncio.wait({sending, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watcher.cancel()
-        if sending.done():
-            return sending.result()
-        sending.cancel()
-        await asyncio.gather(sending, return_exceptions=True)
-        raise ClientDisconnected()
+        return await unless_disconnected(request, sending, outgoing.body.wait_complete)
 
     def _request_headers(self, request: Request) -> dict[str, str]:
         headers = {
@@ -223,7 +209,7 @@ class Proxy:
             headers["authorization"] = f"Bearer {self.settings.backend_api_key}"
         elif "authorization" in request.headers and not self.settings.api_keys:
             headers["authorization"] = request.headers["authorization"]
-        headers["x-request-id"] = request.scope.get("state", {}).get("request_id", "")
+        headers["x-request-id"] = request_id(request.scope)
         client = request.client.host if request.client else ""
         previous = request.headers.get("x-forwarded-for")
         headers["x-forwarded-for"] = f"{previous}, {client}" if previous else client
@@ -248,14 +234,6 @@ class Proxy:
         metrics.child(metrics.latency, backend.url, outgoing.model).observe(
             time.monotonic() - started
         )
-
-
-async def _client_gone(request: Request, body: RequestBody) -> None:
-    """Return when the client disconnects after its body was read (the body's reader
-    notices a disconnect before that)."""
-    await body.wait_complete()
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 def _small_and_whole(upstream: aiohttp.ClientResponse) -> bool:

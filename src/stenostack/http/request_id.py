@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-request-id"
+# A caller's id longer than this is replaced: it is echoed into every log line and upstream.
+MAX_REQUEST_ID_BYTES = 128
 # The request being served by the current task, for log lines ("-" outside requests).
 current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 
 
-class RequestIdLogFilter(logging.Filter):
-    """Gives every log record the id of the request it was written for."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id.get()
-        return True
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestIdLogFilter())
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    logging.basicConfig(level=level.upper(), handlers=[handler])
+def request_id(scope: Scope) -> str:
+    """The id :class:`RequestIdMiddleware` gave this request ("" outside the middleware)."""
+    return str(scope.get("state", {}).get("request_id", ""))
 
 
 class RequestIdMiddleware:
@@ -38,14 +28,14 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(HEADER, b"")
-        request_id = given if 0 < len(given) <= 128 else uuid.uuid4().hex.encode()
-        scope.setdefault("state", {})["request_id"] = request_id.decode("latin-1")
-        current_request_id.set(request_id.decode("latin-1"))
+        chosen = given if 0 < len(given) <= MAX_REQUEST_ID_BYTES else uuid.uuid4().hex.encode()
+        scope.setdefault("state", {})["request_id"] = chosen.decode("latin-1")
+        current_request_id.set(chosen.decode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (HEADER, request_id)]
+                message["headers"] = [*message["headers"], (HEADER, chosen)]
             await send(message)
 
         await self.app(scope, receive, send_with_id)
