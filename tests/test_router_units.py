@@ -13,21 +13,21 @@ from stenostack.router.backend import Backend
 from stenostack.router.balancer import Balancer
 from stenostack.router.body import RequestBody
 from stenostack.router.settings import OutlierEjection
-from tests.test_router import multipart
+from tests.multipart import multipart
 
 
 def backends(*loads: float) -> list[Backend]:
     result = []
     for index, load in enumerate(loads):
         backend = Backend(f"http://b{index}", healthy=True)
-        backend.started(load)
+        backend.begin_request(load)
         result.append(backend)
     return result
 
 
 def test_least_load_counts_audio_seconds_not_requests() -> None:
     pool = backends(7200.0, 2.0, 30.0)  # one two-hour file vs a clip vs a short file
-    pool[1].started(2.0)  # two requests in flight, still the lightest in audio
+    pool[1].begin_request(2.0)  # two requests in flight, still the lightest in audio
     assert [b.url for b in Balancer("least_load").order(pool, None)] == [
         "http://b1", "http://b2", "http://b0",
     ]  # fmt: skip

@@ -28,6 +28,7 @@ class APIError(Exception):
 
     status_code = 500
     error_type = "server_error"
+    code: str | None = None  # a subclass may name its code once, here
 
     def __init__(
         self,
@@ -40,7 +41,8 @@ class APIError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
-        self.code = code
+        if code is not None:
+            self.code = code
         self.headers = headers or {}
 
     @classmethod

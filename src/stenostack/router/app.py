@@ -1,4 +1,10 @@
-"""The router's ASGI application: OpenAI's paths, routed by model to healthy backends."""
+"""The router's ASGI application: OpenAI's paths, routed by model to healthy backends.
+
+A :class:`Router` holds what the router knows while it runs: the settings in force, the
+pool of backends (from every discovery source) and their health, the balancer, the callers'
+keys and limits, and the proxy. Its methods are the routes; :meth:`Router.reload` applies a
+changed config file while requests are in flight.
+"""
 
 from __future__ import annotations
 
@@ -20,15 +26,21 @@ from stenostack import __version__
 from stenostack.errors import InvalidRequest, UploadTooLarge
 from stenostack.http.errors import exception_handlers
 from stenostack.http.request_id import RequestIdMiddleware
+from stenostack.router.backend import Backend
 from stenostack.router.balancer import Balancer
-from stenostack.router.body import ReplayBudget, RequestBody, multipart_boundary
+from stenostack.router.body import (
+    ReplayBudget,
+    RequestBody,
+    estimated_audio_seconds,
+    multipart_boundary,
+)
 from stenostack.router.callers import CallerKey, Callers
 from stenostack.router.config_reload import ConfigReloader
 from stenostack.router.health import HealthChecker
 from stenostack.router.kubernetes_discovery import PodWatcher
 from stenostack.router.metrics import RouterMetrics
 from stenostack.router.pool import BackendPool
-from stenostack.router.proxy import BYTES_PER_AUDIO_SECOND, Outgoing, Proxy
+from stenostack.router.proxy import Outgoing, Proxy
 from stenostack.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -48,88 +60,143 @@ MAX_JSON_BODY = 32 * 1024 * 1024
 
 
 def create_router_app(settings: RouterSettings) -> Starlette:
-    metrics = RouterMetrics()
-    pool = BackendPool()
-    pool.set_source("static", settings.backends)
-    balancer = Balancer(settings.routing)
-    replay_budget = ReplayBudget(settings.retries.replay_budget_bytes)
-    state: dict[str, object] = {}
+    return Router(settings).app()
+
+
+class Router:
+    def __init__(self, settings: RouterSettings) -> None:
+        self.settings = settings  # changed in place by reload(), so every part sees it
+        self.metrics = RouterMetrics()
+        self.pool = BackendPool()
+        self.balancer = Balancer(settings.routing)
+        self.callers = Callers(settings.api_keys)
+        self.replay_budget = ReplayBudget(settings.retries.replay_budget_bytes)
+        self._proxy: Proxy | None = None  # made at startup, with the upstream HTTP session
+        self.set_backends("static", settings.backends)
+
+    def app(self) -> Starlette:
+        # Plain Starlette: a proxy has no use for FastAPI's parameter machinery on its hot path.
+        routes = [
+            *(Route(path, self.audio, methods=["POST"]) for path in AUDIO_PATHS),
+            *(Route(path, self.json_api, methods=["POST"]) for path in JSON_PATHS),
+            Route("/v1/models", self.list_models),
+            Route("/health", self.health),
+            Route("/ready", self.ready),
+            Route("/metrics", self.prometheus_metrics),
+            Route("/version", self.version),
+        ]
+        return Starlette(
+            routes=routes,
+            middleware=[Middleware(RequestIdMiddleware)],
+            exception_handlers=exception_handlers("router"),
+            lifespan=self.lifespan,
+        )
 
     @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60)
         async with aiohttp.ClientSession(connector=connector) as session:
-            checker = HealthChecker(pool, session, settings, metrics)
-            state["proxy"] = Proxy(pool, balancer, session, settings, metrics)
-            discovery = _start_discovery(settings, pool, checker, metrics)
+            self._proxy = Proxy(self.pool, self.balancer, session, self.settings, self.metrics)
+            checker = HealthChecker(self.pool, session, self.settings, self.metrics)
+            watcher = self._start_kubernetes_discovery(checker)
             await checker.check_all()  # know the backends before the first request
             tasks = [asyncio.create_task(checker.run())]
-            if settings.config_file is not None:
-                reloader = ConfigReloader(settings.config_file, settings, apply_settings)
+            if self.settings.config_file is not None:
+                reloader = ConfigReloader(self.settings.config_file, self.settings, self.reload)
                 tasks.append(asyncio.create_task(reloader.run()))
-            yield
-            if discovery is not None:
-                discovery.stop()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                yield
+            finally:
+                if watcher is not None:
+                    watcher.stop()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
-    def proxy() -> Proxy:
-        return state["proxy"]  # type: ignore[return-value]
+    @property
+    def proxy(self) -> Proxy:
+        if self._proxy is None:
+            raise RuntimeError("the router's lifespan has not started")
+        return self._proxy
 
-    live = {"callers": Callers(settings.api_keys)}
+    def reload(self, fresh: RouterSettings) -> None:
+        """Apply a reloaded config file. Requests in flight keep the backend they have."""
+        waiting = self.settings.take_live(fresh)
+        if waiting:
+            log.warning("config file: changes to %s apply at the next start", ", ".join(waiting))
+        self.balancer.policy = self.settings.routing
+        self.callers = Callers(self.settings.api_keys)
+        self.replay_budget.resize(self.settings.retries.replay_budget_bytes)
+        self.set_backends("static", self.settings.backends)
 
-    def authorize(request: Request) -> CallerKey | None:
-        return live["callers"].authenticate(request.headers.get("authorization", ""))
-
-    def apply_settings(fresh: RouterSettings) -> None:
-        """A reloaded config file: what can change while requests are in flight."""
-        for name in ("routing", "api_keys", "backend_api_key", "max_upload_mb", "timeouts",
-                     "retries", "health", "outlier", "backends"):  # fmt: skip
-            setattr(settings, name, getattr(fresh, name))
-        balancer.policy = settings.routing
-        live["callers"] = Callers(settings.api_keys)
-        _, removed = pool.set_source("static", settings.backends)
+    def set_backends(self, source: str, urls: list[str]) -> list[Backend]:
+        """A discovery source's current URLs; returns the backends that are new."""
+        added, removed = self.pool.set_source(source, urls)
         for url in removed:
-            metrics.forget_backend(url)
+            self.metrics.forget_backend(url)
+        if added or removed:
+            log.info("%s backends: %d (+%d, -%d)", source, len(urls), len(added), len(removed))
+        return added
 
-    async def audio(request: Request) -> Response:
-        caller = authorize(request)
+    def _start_kubernetes_discovery(self, checker: HealthChecker) -> PodWatcher | None:
+        """Engine pods join the static backends as they come, when discovery is on."""
+        if not self.settings.kubernetes.enabled:
+            return None
+        loop = asyncio.get_running_loop()
+        checking: set[asyncio.Task[None]] = set()
+
+        def apply(urls: list[str]) -> None:
+            # New pods are checked now rather than at the next round.
+            for backend in self.set_backends("kubernetes", urls):
+                task = loop.create_task(checker.check(backend))
+                checking.add(task)
+                task.add_done_callback(checking.discard)
+
+        def from_thread(urls: list[str]) -> None:
+            loop.call_soon_threadsafe(apply, urls)
+
+        watcher = PodWatcher(self.settings.kubernetes, from_thread)
+        watcher.start()
+        return watcher
+
+    # -- routes ---------------------------------------------------------------------------
+
+    async def audio(self, request: Request) -> Response:
+        caller = self._authenticate(request)
         boundary = multipart_boundary(request.headers.get("content-type", ""))
         if boundary is None:
             raise InvalidRequest(
                 "Expected a multipart/form-data body with a 'file' field.",
                 code="invalid_content_type",
             )
+        settings = self.settings
         body = RequestBody(
             request.receive,
             settings.max_upload_bytes,
             settings.retries.replay_buffer_bytes,
-            replay_budget,
+            self.replay_budget,
         )
         try:
             declared = int(request.headers.get("content-length", "0") or 0)
             if declared > settings.max_upload_bytes:
                 raise UploadTooLarge(settings.max_upload_bytes)
-            live["callers"].admit(caller, declared / BYTES_PER_AUDIO_SECOND)
-            fields = await body.read_form_head(boundary, "model")
-            model = fields.get("model")
+            self.callers.admit(caller, estimated_audio_seconds(declared))
+            model = (await body.read_form_head(boundary, "model")).get("model")
             if not model:
                 raise InvalidRequest("Missing required parameter: 'model'.", param="model")
-            size = declared or body.received
             outgoing = Outgoing(
                 model,
                 body,
                 request.headers.get(settings.affinity_header),
-                size / BYTES_PER_AUDIO_SECOND,
+                estimated_audio_seconds(declared or body.received),
             )
-            return await proxy().forward(request, outgoing)
+            return await self.proxy.forward(request, outgoing)
         finally:
             # Safe once a response has begun: a spooled head is sent before anything else.
             body.close()
 
-    async def json_api(request: Request) -> Response:
-        live["callers"].admit(authorize(request), 0.0)
+    async def json_api(self, request: Request) -> Response:
+        self.callers.admit(self._authenticate(request), 0.0)
         body = RequestBody(request.receive, MAX_JSON_BODY, MAX_JSON_BODY)
         raw = await body.read_all()
         try:
@@ -138,68 +205,26 @@ def create_router_app(settings: RouterSettings) -> Starlette:
             model = None
         if not isinstance(model, str) or not model:
             raise InvalidRequest("Expected a JSON body with a 'model'.", param="model")
-        outgoing = Outgoing(model, body, request.headers.get(settings.affinity_header), 0.0)
-        return await proxy().forward(request, outgoing)
+        affinity_key = request.headers.get(self.settings.affinity_header)
+        return await self.proxy.forward(request, Outgoing(model, body, affinity_key, 0.0))
 
-    async def list_models(request: Request) -> Response:
-        authorize(request)
-        return JSONResponse({"object": "list", "data": pool.models()})
+    async def list_models(self, request: Request) -> Response:
+        self._authenticate(request)
+        return JSONResponse({"object": "list", "data": self.pool.models()})
 
-    async def health(_: Request) -> Response:
+    async def health(self, _: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def ready(_: Request) -> Response:
-        available = [b.url for b in pool.all() if b.available()]
+    async def ready(self, _: Request) -> Response:
+        available = [b.url for b in self.pool.all() if b.available()]
         status = 200 if available else 503
         return JSONResponse({"ready": bool(available), "backends": available}, status)
 
-    async def prometheus_metrics(_: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus_metrics(self, _: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    async def version(_: Request) -> Response:
+    async def version(self, _: Request) -> Response:
         return JSONResponse({"stenostack": __version__, "role": "router"})
 
-    # Plain Starlette: a proxy has no use for FastAPI's parameter machinery on its hot path.
-    routes = [
-        *(Route(path, audio, methods=["POST"]) for path in AUDIO_PATHS),
-        *(Route(path, json_api, methods=["POST"]) for path in JSON_PATHS),
-        Route("/v1/models", list_models),
-        Route("/health", health),
-        Route("/ready", ready),
-        Route("/metrics", prometheus_metrics),
-        Route("/version", version),
-    ]
-    app = Starlette(
-        routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
-        exception_handlers=exception_handlers("router"),
-        lifespan=lifespan,
-    )
-    return app
-
-
-def _start_discovery(
-    settings: RouterSettings, pool: BackendPool, checker: HealthChecker, metrics: RouterMetrics
-) -> PodWatcher | None:
-    """Kubernetes discovery, when enabled: pods join the static backends as they come."""
-    if not settings.kubernetes.enabled:
-        return None
-    loop = asyncio.get_running_loop()
-    pending: set[asyncio.Task[None]] = set()
-
-    def apply(urls: list[str]) -> None:
-        added, removed = pool.set_source("kubernetes", urls)
-        for url in removed:
-            metrics.forget_backend(url)
-        log.info("discovered %d endpoints (+%d, -%d)", len(urls), len(added), len(removed))
-        for backend in added:  # check new pods now rather than at the next round
-            task = loop.create_task(checker.check(backend))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-
-    def from_thread(urls: list[str]) -> None:
-        loop.call_soon_threadsafe(apply, urls)
-
-    watcher = PodWatcher(settings.kubernetes, from_thread)
-    watcher.start()
-    return watcher
+    def _authenticate(self, request: Request) -> CallerKey | None:
+        return self.callers.authenticate(request.headers.get("authorization", ""))

@@ -29,10 +29,6 @@ class Backend:
     reported_queued_audio_s: float = 0.0  # the engine's stenostack_queued_audio_seconds
     inflight_at_report_s: float = 0.0  # our own estimate when that report was read
 
-    @property
-    def name(self) -> str:
-        return self.url
-
     def available(self, now: float | None = None) -> bool:
         return self.healthy and (now or time.monotonic()) >= self.ejected_until
 
@@ -41,11 +37,13 @@ class Backend:
         others = max(self.reported_queued_audio_s - self.inflight_at_report_s, 0.0)
         return self.inflight_audio_s + others
 
-    def started(self, audio_s: float) -> None:
+    def begin_request(self, audio_s: float) -> None:
+        """A request with ``audio_s`` of audio is sent here (0 for requests without audio)."""
         self.inflight_requests += 1
         self.inflight_audio_s += audio_s
 
-    def finished(self, audio_s: float) -> None:
+    def end_request(self, audio_s: float) -> None:
+        """That request no longer loads this backend: answered, failed or abandoned."""
         self.inflight_requests -= 1
         self.inflight_audio_s = max(self.inflight_audio_s - audio_s, 0.0)
         if self.inflight_requests == 0:

@@ -49,22 +49,20 @@ class Balancer:
 
 
 @functools.lru_cache(maxsize=64)
-def _ring(names: tuple[str, ...]) -> list[tuple[int, str]]:
+def _ring(urls: tuple[str, ...]) -> list[tuple[int, str]]:
     """The hash ring of a set of backends: built once per set, not per request."""
-    return sorted(
-        (_hash(f"{name}#{index}"), name) for name in names for index in range(VIRTUAL_NODES)
-    )
+    return sorted((_hash(f"{url}#{index}"), url) for url in urls for index in range(VIRTUAL_NODES))
 
 
 def _ring_order(candidates: Sequence[Backend], key: str) -> list[Backend]:
-    by_name = {backend.name: backend for backend in candidates}
-    ring = _ring(tuple(sorted(by_name)))
+    by_url = {backend.url: backend for backend in candidates}
+    ring = _ring(tuple(sorted(by_url)))
     position = bisect.bisect(ring, (_hash(key), ""))
     ordered: list[Backend] = []
     for offset in range(len(ring)):
-        name = ring[(position + offset) % len(ring)][1]
-        if by_name[name] not in ordered:
-            ordered.append(by_name[name])
+        url = ring[(position + offset) % len(ring)][1]
+        if by_url[url] not in ordered:
+            ordered.append(by_url[url])
             if len(ordered) == len(candidates):
                 break
     return ordered

@@ -27,6 +27,13 @@ from stenostack.errors import ClientDisconnected, InvalidRequest, UploadTooLarge
 
 SPOOL_CHUNK = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024
+# 16-bit 16 kHz mono PCM: the yardstick for turning upload bytes into audio seconds, for
+# least-load routing and callers' audio limits, before anything is decoded.
+BYTES_PER_AUDIO_SECOND = 32_000
+
+
+def estimated_audio_seconds(size_bytes: int) -> float:
+    return size_bytes / BYTES_PER_AUDIO_SECOND
 
 
 class FormHead:
@@ -101,7 +108,13 @@ class ReplayBudget:
     """Memory for replay buffers, shared by every request in flight."""
 
     def __init__(self, total_bytes: int) -> None:
+        self.total = total_bytes
         self.available = total_bytes
+
+    def resize(self, total_bytes: int) -> None:
+        """A reloaded config changed the budget; what requests hold now stays theirs."""
+        self.available += total_bytes - self.total
+        self.total = total_bytes
 
     def take(self, size: int) -> bool:
         if size > self.available:

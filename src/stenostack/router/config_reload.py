@@ -26,7 +26,7 @@ class ConfigReloader:
         self, path: Path, settings: RouterSettings, apply: Callable[[RouterSettings], None]
     ) -> None:
         self.path = path
-        self.settings = settings
+        self.settings = settings  # the settings in force, which ``apply`` changes in place
         self.apply = apply
         self._seen = self._fingerprint()
 
@@ -43,7 +43,6 @@ class ConfigReloader:
                 log.error("config file changed but was not applied: %s", exc)
                 continue
             self.apply(fresh)
-            self.settings = fresh
             log.info("config file %s reloaded", self.path)
 
     def _fingerprint(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -29,24 +30,12 @@ HEALTHCHECK_AUDIO = resources.files("stenostack.router").joinpath("healthcheck.w
 QUEUED_AUDIO_METRIC = "stenostack_queued_audio_seconds"
 
 
+@dataclass
 class HealthChecker:
-    def __init__(
-        self,
-        pool: BackendPool,
-        session: aiohttp.ClientSession,
-        settings: RouterSettings,
-        metrics: RouterMetrics,
-    ) -> None:
-        self.pool = pool
-        self.session = session
-        self.settings = settings
-        self.metrics = metrics
-        self.rounds = 0
-        self._headers = (
-            {"Authorization": f"Bearer {settings.backend_api_key}"}
-            if settings.backend_api_key
-            else {}
-        )
+    pool: BackendPool
+    session: aiohttp.ClientSession
+    settings: RouterSettings  # the settings in force: a reload changes them in place
+    metrics: RouterMetrics
 
     async def run(self) -> None:
         while True:
@@ -56,7 +45,6 @@ class HealthChecker:
     async def check_all(self) -> None:
         backends = self.pool.all()
         await asyncio.gather(*(self.check(backend) for backend in backends))
-        self.rounds += 1
 
     async def check(self, backend: Backend) -> None:
         timeout = aiohttp.ClientTimeout(total=self.settings.health.timeout_s)
@@ -76,6 +64,12 @@ class HealthChecker:
                 backend.readmit()
         self.metrics.backend_healthy.labels(backend.url).set(int(backend.available()))
         self.metrics.backend_load.labels(backend.url).set(backend.load())
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        """The router's own key to the backends (read per check: a reload may change it)."""
+        key = self.settings.backend_api_key
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     async def _models(
         self, backend: Backend, timeout: aiohttp.ClientTimeout

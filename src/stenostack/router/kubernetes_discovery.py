@@ -67,7 +67,6 @@ class PodWatcher:
         self.settings = settings
         self.on_change = on_change
         self.api = api
-        self.lists = 0  # how many times the pods were listed (each one a full resync)
         self._stop = threading.Event()
         self._watch: watch.Watch | None = None
         self._thread = threading.Thread(target=self._run, name="k8s-discovery", daemon=True)
@@ -97,7 +96,6 @@ class PodWatcher:
     def _list_then_watch(self, api: client.CoreV1Api) -> None:
         namespace, selector = self.settings.namespace, self.settings.label_selector
         pods = api.list_namespaced_pod(namespace, label_selector=selector)
-        self.lists += 1
         endpoints: dict[str, str] = {}
         for pod in pods.items:
             if url := endpoint_url(pod, self.settings):

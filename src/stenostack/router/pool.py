@@ -49,6 +49,3 @@ class BackendPool:
                 for model_id, entry in backend.models.items():
                     union.setdefault(model_id, entry)
         return [union[model_id] for model_id in sorted(union)]
-
-    def known_model(self, model: str) -> bool:
-        return any(model in b.models for b in self._backends.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -79,9 +79,28 @@ class RouterSettings:
     config_file: Path | None = None  # watched and applied again when it changes
     workers: int = 1  # router processes sharing the port (each keeps its own state)
 
+    # Bound when the router starts (the socket, the processes, the discovery thread, the
+    # log set-up): a reloaded config file that changes them takes effect at the next start.
+    STARTUP_ONLY: ClassVar[frozenset[str]] = frozenset(
+        {"host", "port", "workers", "kubernetes", "log_level", "config_file"}
+    )
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1_000_000)
+
+    def take_live(self, fresh: RouterSettings) -> list[str]:
+        """Take every setting that may change while requests are in flight from ``fresh``,
+        in place (the router's parts share this object); return the names of the settings
+        that differ but wait for a restart."""
+        waiting = []
+        for setting in fields(self):
+            value = getattr(fresh, setting.name)
+            if setting.name not in self.STARTUP_ONLY:
+                setattr(self, setting.name, value)
+            elif value != getattr(self, setting.name):
+                waiting.append(setting.name)
+        return waiting
 
 
 class SettingsError(ValueError):
