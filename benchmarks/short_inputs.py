@@ -1,6 +1,6 @@
 """Short inputs against full padding: the same engine code, words and time, side by side.
 
-Run from the repository root: ``python benchmarks/short_inputs.py [--clips 109]``. For each
+Run from the repository root: ``python -m benchmarks.short_inputs [--clips 109]``. For each
 bundled model it transcribes the same short clips (2-10 s, espeak-ng) twice in process, one
 request at a time: with encoder inputs sized to each window (the default) and with every
 window padded to 30 s, as Whisper was trained. It prints the word error rate and time of
@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jiwer
 from tests.wer import normalise
@@ -46,12 +42,11 @@ def main() -> None:
                 resolve_model_dir(name), cpu_threads=args.threads, short_inputs=short_inputs
             )
             prepared = [
-                prepare_audio(model, decode_audio(io.BytesIO(c.wav), 16_000, 600), options)
-                for c in clips
+                prepare_audio(decode_audio(io.BytesIO(c.wav), 16_000, 600), options) for c in clips
             ]
-            model.transcribe(prepared[0].speech, options, prepared[0].breaks)  # warm up
+            model.transcribe(prepared[0].speech, options)  # warm up
             started = time.perf_counter()
-            texts = [model.transcribe(p.speech, options, p.breaks).text for p in prepared]
+            texts = [model.transcribe(p.speech, options).text for p in prepared]
             elapsed = time.perf_counter() - started
             times[short_inputs] = elapsed
             error_rate = jiwer.wer(references, [normalise(t) or "<empty>" for t in texts])

@@ -43,7 +43,7 @@ def failing_engine() -> Iterator[str]:
         [ModelSpec.parse("whisper-tiny.en")],
         {},
         choose_placement("cpu", "int8"),
-        model_class=FailsEverySecondDecode,
+        load_model=FailsEverySecondDecode.load,
     )
     with app_server(create_app(settings, registry)) as url:
         yield url

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from stenostack.audio.samples import Speech
 from stenostack.engine.scheduler import BatchScheduler
 from stenostack.metrics import EngineMetrics
 from stenostack.models.base import (
-    Int16Audio,
     ModelStep,
     Transcript,
     TranscriptionJob,
@@ -26,7 +26,8 @@ from stenostack.models.base import (
 )
 from stenostack.models.sources import resolve_model_dir
 from stenostack.models.whisper.model import WhisperCT2
-from stenostack.models.whisper.steps import WINDOW_FRAMES, Encode, Generate, Hypotheses
+from stenostack.models.whisper.steps import Encode, Generate, Hypotheses
+from stenostack.models.whisper.units import WINDOW_FRAMES
 from tests.speech import compose
 from tests.wer import word_error_rate
 
@@ -73,9 +74,9 @@ def scheduler(model: RecordingModel) -> Iterator[BatchScheduler]:
     scheduler.close()
 
 
-def pcm(text: str, voice: str = "en-us") -> Int16Audio:
+def pcm(text: str, voice: str = "en-us") -> Speech:
     samples = compose([0.3, text, 0.3], voice=voice).samples
-    return (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    return Speech((np.clip(samples, -1, 1) * 32767).astype(np.int16))
 
 
 def test_steps_of_concurrent_jobs_share_batches_and_match_alone(
@@ -191,7 +192,7 @@ def test_cancelled_job_stops_and_frees_its_place(
     for _ in range(12):
         parts += ["The children walked to school along the river and counted the boats.", 0.5]
     long_audio = compose(parts).samples
-    audio = (np.clip(long_audio, -1, 1) * 32767).astype(np.int16)
+    audio = Speech((np.clip(long_audio, -1, 1) * 32767).astype(np.int16))
     closed = []
 
     def watched(job: TranscriptionJob) -> TranscriptionJob:

@@ -17,7 +17,7 @@ from stenostack.api.errors import engine_exception_handlers
 from stenostack.api.limits import UploadLimitMiddleware
 from stenostack.api.realtime import routes as realtime_routes
 from stenostack.config import EngineSettings
-from stenostack.engine.engine import Engine, SchedulingSettings
+from stenostack.engine.engine import Engine, EngineLimits
 from stenostack.http.request_id import RequestIdMiddleware
 from stenostack.metrics import EngineMetrics
 from stenostack.models.registry import ModelRegistry
@@ -27,11 +27,12 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
     metrics = EngineMetrics()
-    scheduling = SchedulingSettings(
+    limits = EngineLimits(
+        max_audio_seconds=settings.max_audio_seconds,
         max_queued_audio_seconds=settings.max_queued_audio_seconds,
         gather_window_s=settings.batch_gather_ms / 1000,
     )
-    engine = Engine(registry, metrics, settings.max_audio_seconds, scheduling)
+    engine = Engine(registry, metrics, limits)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

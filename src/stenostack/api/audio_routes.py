@@ -13,7 +13,6 @@ from stenostack.api.forms import AudioRequest, parse_audio_form, read_form
 from stenostack.api.request_record import RequestRecord
 from stenostack.api.streaming import TranscriptEventStream
 from stenostack.engine.engine import Engine, EngineResult
-from stenostack.errors import APIError
 from stenostack.http.disconnect import unless_disconnected
 from stenostack.models.base import Task, TextDelta
 
@@ -35,16 +34,14 @@ async def create_translation(request: Request) -> Response:
 async def _handle(request: Request, task: Task, endpoint: str) -> Response:
     engine: Engine = request.app.state.engine
     record = RequestRecord(request.app.state.metrics, endpoint)
-    status, code = 500, "internal_error"
-    try:
+    with record.recording():
         form = await read_form(request)
         try:
             audio_request = parse_audio_form(form, task)
             record.model = engine.registry.root_name(audio_request.model)
             if audio_request.stream:
-                stream = await _open_stream(request, engine, audio_request, task, record)
-                status = 0  # the stream records its own outcome when it ends
-                return stream
+                # The stream records the outcome when it ends.
+                return await _open_stream(request, engine, audio_request, task, record)
             result = await unless_disconnected(
                 request,
                 engine.run(audio_request.model, audio_request.file.file, audio_request.options),
@@ -52,15 +49,8 @@ async def _handle(request: Request, task: Task, endpoint: str) -> Response:
         finally:
             await form.close()
         response = render(audio_request, result.transcript, result.model, task)
-        record.audio(result.transcript.duration)
-        status, code = 200, ""
+        record.succeeded(result.transcript.duration)
         return response
-    except APIError as exc:
-        status, code = exc.status_code, exc.code or exc.error_type
-        raise
-    finally:
-        if status:
-            record.finish(status, code)
 
 
 async def _open_stream(
@@ -90,13 +80,7 @@ async def _open_stream(
         raise
     if work.done():
         work.result()  # raises the request's error, if it failed before being admitted
-
-    def on_end(status: int, code: str, result: EngineResult | None) -> None:
-        if result is not None:
-            record.audio(result.transcript.duration)
-        record.finish(status, code)
-
-    return TranscriptEventStream(work, deltas, task, on_end)
+    return TranscriptEventStream(work, deltas, task, record)
 
 
 async def _admitted_or_done(admitted: asyncio.Event, work: asyncio.Task[EngineResult]) -> None:

@@ -6,6 +6,7 @@ as ``"true"``/``"false"`` and numbers with ``str()``. Unknown fields are ignored
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from stenostack.audio.vad_settings import FILE_VAD, VadSettings
 from stenostack.errors import InvalidRequest
-from stenostack.models.base import Task, TranscriptionOptions, VadSettings
+from stenostack.models.base import Task, TranscriptionOptions
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
@@ -25,6 +27,12 @@ INCLUDES = ("logprobs",)
 # Bounds on the form itself: one file, a few short fields.
 MAX_FIELDS = 64
 MAX_FIELD_BYTES = 64 * 1024
+# chunking_strategy's numbers and the bounds on each, checked in this order.
+VAD_FIELD_BOUNDS = (
+    ("threshold", 0.0, 1.0),
+    ("silence_duration_ms", 0, 60_000),
+    ("prefix_padding_ms", 0, 10_000),
+)
 
 
 @dataclass
@@ -155,7 +163,8 @@ def _temperature(form: FormData) -> float:
 
 
 def _chunking_strategy(form: FormData) -> VadSettings:
-    """``"auto"``, a JSON object, or ``chunking_strategy[key]`` fields -> VAD settings."""
+    """``"auto"``, a JSON object, or ``chunking_strategy[key]`` fields -> VAD settings (the
+    fields not given keep the file defaults)."""
     fields: dict[str, Any] = {}
     raw = _text(form, "chunking_strategy")
     if raw and raw != "auto":
@@ -174,24 +183,21 @@ def _chunking_strategy(form: FormData) -> VadSettings:
         if value is not None:
             fields[key] = value
     if not fields:
-        return VadSettings()
+        return FILE_VAD
     if fields.get("type") != "server_vad":
         raise InvalidRequest(
             "chunking_strategy.type must be 'server_vad'.", param="chunking_strategy"
         )
-    defaults = VadSettings()
-    return VadSettings(
-        threshold=_number(fields, "threshold", defaults.threshold, 0.0, 1.0),
-        min_silence_ms=int(
-            _number(fields, "silence_duration_ms", defaults.min_silence_ms, 0, 60_000)
-        ),
-        speech_pad_ms=int(_number(fields, "prefix_padding_ms", defaults.speech_pad_ms, 0, 10_000)),
-    )
+    given: dict[str, Any] = {}
+    for key, low, high in VAD_FIELD_BOUNDS:
+        if key in fields:
+            number = _number(fields, key, low, high)
+            # The threshold is a probability; the durations are whole milliseconds.
+            given[key] = number if key == "threshold" else int(number)
+    return dataclasses.replace(FILE_VAD, **given)
 
 
-def _number(fields: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
-    if key not in fields:
-        return default
+def _number(fields: dict[str, Any], key: str, low: float, high: float) -> float:
     try:
         value = float(fields[key])
     except (TypeError, ValueError):

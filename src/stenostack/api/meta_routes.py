@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from stenostack import __version__
-from stenostack.errors import ModelNotFound
+from stenostack.errors import MODELS_LOADING_RETRY_S, ModelNotFound, retry_after
 from stenostack.models.registry import ModelRegistry
 
 router = APIRouter()
@@ -62,7 +62,9 @@ async def ready(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ready", "models": registry.served_names()})
     if registry.load_error:
         return JSONResponse({"status": "failed", "error": registry.load_error}, status_code=503)
-    return JSONResponse({"status": "loading"}, status_code=503, headers={"Retry-After": "2"})
+    return JSONResponse(
+        {"status": "loading"}, status_code=503, headers=retry_after(MODELS_LOADING_RETRY_S)
+    )
 
 
 @router.get("/version", summary="Versions of the server and its inference stack")

@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from stenostack.api.request_record import RequestRecord, reported_error
 from stenostack.engine.engine import EngineResult
-from stenostack.errors import APIError
+from stenostack.errors import APIError, ClientDisconnected
 from stenostack.models.base import Task, TextDelta
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,6 @@ log = logging.getLogger(__name__)
 # A comment line this often keeps idle proxies from closing a stream whose next piece is
 # still being decoded (the SDK ignores comments).
 KEEPALIVE_SECONDS = 10.0
-
-#: Called once when the stream ends: (HTTP status for metrics, error code, result or None).
-StreamEnd = Callable[[int, str, EngineResult | None], None]
 
 
 def sse(payload: dict[str, Any] | str) -> bytes:
@@ -62,7 +60,7 @@ class TranscriptEventStream(StreamingResponse):
     """The events of one transcription in flight; it owns the work and ends it.
 
     The work is cancelled when the client goes away (Starlette cancels the body when it
-    sees ``http.disconnect``), and ``on_end`` is told how the stream ended either way.
+    sees ``http.disconnect``), and ``record`` gets the outcome either way.
     """
 
     def __init__(
@@ -70,15 +68,12 @@ class TranscriptEventStream(StreamingResponse):
         work: asyncio.Task[EngineResult],
         deltas: asyncio.Queue[TextDelta],
         task: Task,
-        on_end: StreamEnd,
+        record: RequestRecord,
     ) -> None:
         self._work = work
-        self._deltas = deltas
-        self._task = task
-        self._on_end = on_end
-        self._ended = False
+        self._record = record
         super().__init__(
-            self._events(),
+            self._events(deltas, task),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -91,35 +86,31 @@ class TranscriptEventStream(StreamingResponse):
                 self._work.cancel()
             # Also collects the outcome of work that ended unseen as the client left.
             await asyncio.gather(self._work, return_exceptions=True)
-            self._end(499, "client_disconnected", None)
+            self._record.failed(ClientDisconnected())  # unless the stream ended first
 
-    async def _events(self) -> AsyncIterator[bytes]:
-        async for delta in self._pieces():
+    async def _events(self, deltas: asyncio.Queue[TextDelta], task: Task) -> AsyncIterator[bytes]:
+        async for delta in self._pieces(deltas):
             yield b": keep-alive\n\n" if delta is None else sse(delta_event(delta))
         try:
             result = self._work.result()
-        except APIError as exc:
-            self._end(exc.status_code, exc.code or exc.error_type, None)
-            yield sse(exc.body())
+        except Exception as exc:
+            if not isinstance(exc, APIError):
+                log.exception("transcription failed after its stream started")
+            self._record.failed(exc)
+            yield sse(reported_error(exc).body())
             return
-        except Exception:
-            log.exception("transcription failed after its stream started")
-            self._end(500, "internal_error", None)
-            failure = APIError("The transcription failed on the server.", code="internal_error")
-            yield sse(failure.body())
-            return
-        self._end(200, "", result)
-        yield sse(done_event(result, self._task))
+        self._record.succeeded(result.transcript.duration)
+        yield sse(done_event(result, task))
         yield sse("[DONE]")
 
-    async def _pieces(self) -> AsyncIterator[TextDelta | None]:
+    async def _pieces(self, deltas: asyncio.Queue[TextDelta]) -> AsyncIterator[TextDelta | None]:
         """Deltas as they come (None: nothing for a while), until the work and its deltas
         are all done."""
-        while not (self._work.done() and self._deltas.empty()):
-            if not self._deltas.empty():
-                yield self._deltas.get_nowait()
+        while not (self._work.done() and deltas.empty()):
+            if not deltas.empty():
+                yield deltas.get_nowait()
                 continue
-            waiting = asyncio.ensure_future(self._deltas.get())
+            waiting = asyncio.ensure_future(deltas.get())
             try:
                 await asyncio.wait(
                     {waiting, self._work},
@@ -132,8 +123,3 @@ class TranscriptEventStream(StreamingResponse):
                 yield waiting.result()
             elif not self._work.done():
                 yield None
-
-    def _end(self, status: int, code: str, result: EngineResult | None) -> None:
-        if not self._ended:
-            self._ended = True
-            self._on_end(status, code, result)

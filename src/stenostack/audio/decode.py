@@ -14,8 +14,8 @@ from typing import BinaryIO
 import av
 import numpy as np
 
+from stenostack.audio.samples import Int16Audio
 from stenostack.errors import InvalidAudio
-from stenostack.models.base import Int16Audio
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,9 @@ MAX_SOURCE_RATE = 1_536_000
 # A decode that fails this far short of the declared duration means a corrupt file; a
 # failure near the end is trailing garbage, and what decoded is kept.
 TRUNCATION_TOLERANCE = 0.9
+# Besides, this much is forgiven: a declared duration is only approximate (rounded headers,
+# encoder delay and padding), and 10 % of a short file is too little to judge by.
+TRUNCATION_SLACK_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ def decode_audio(source: BinaryIO, sample_rate: int, max_seconds: float) -> Deco
     decoded = len(samples) / sample_rate
     if decoded == 0:
         raise InvalidAudio("The file contains no audio samples.", code="empty_audio")
-    if not clean_end and declared and decoded < declared * TRUNCATION_TOLERANCE - 0.5:
+    least_expected = declared * TRUNCATION_TOLERANCE - TRUNCATION_SLACK_SECONDS if declared else 0
+    if not clean_end and decoded < least_expected:
         raise InvalidAudio(
             f"The file is corrupt or truncated: its header declares {declared:.1f} s of audio "
             f"but decoding failed after {decoded:.1f} s.",

@@ -11,7 +11,7 @@ from collections import deque
 
 import numpy as np
 
-from stenostack.models.base import Int16Audio
+from stenostack.audio.samples import Int16Audio
 
 
 class LiveBuffer:

@@ -15,9 +15,10 @@ import av
 import numpy as np
 from av.audio.codeccontext import AudioCodecContext
 
-from stenostack.models.base import Int16Audio
+from stenostack.audio.samples import Int16Audio
 
 LiveFormat = Literal["audio/pcm", "audio/pcmu", "audio/pcma"]
+OPENAI_PCM_RATE = 24_000  # the one rate OpenAI takes audio/pcm at
 G711_RATE = 8000
 G711_CODECS = {"audio/pcmu": "pcm_mulaw", "audio/pcma": "pcm_alaw"}
 
@@ -25,7 +26,7 @@ G711_CODECS = {"audio/pcmu": "pcm_mulaw", "audio/pcma": "pcm_alaw"}
 @dataclass(frozen=True)
 class LiveAudioFormat:
     type: LiveFormat = "audio/pcm"
-    rate: int = 24_000  # only used for audio/pcm
+    rate: int = OPENAI_PCM_RATE  # only used for audio/pcm
 
     @property
     def input_rate(self) -> int:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stenostack.models.base import Int16Audio
+from stenostack.audio.samples import Int16Audio
 
 SEAM_SNAP_SECONDS = 0.02
 

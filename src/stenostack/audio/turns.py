@@ -20,9 +20,11 @@ import numpy as np
 import numpy.typing as npt
 from faster_whisper.vad import get_vad_model
 
-from stenostack.models.base import Int16Audio
+from stenostack.audio.samples import Int16Audio, to_float32
+from stenostack.audio.vad_settings import VadSettings
 
-SAMPLE_RATE = 16_000
+# Silero VAD's rate: it judges a stream of 16 kHz samples, so turn positions count those.
+VAD_SAMPLE_RATE = 16_000
 FRAME_SAMPLES = 512  # 32 ms: the frame Silero VAD is trained on at 16 kHz
 CONTEXT_SAMPLES = 64
 # Below threshold minus this, a frame counts as silence (Silero's hysteresis).
@@ -34,7 +36,9 @@ CUT_SEARCH_SECONDS = 8.0
 class StreamingVad:
     """Speech probability for each 32 ms frame of a stream of 16 kHz samples."""
 
-    def __init__(self) -> None:
+    def __init__(self, sample_rate: int = VAD_SAMPLE_RATE) -> None:
+        if sample_rate != VAD_SAMPLE_RATE:
+            raise ValueError(f"server VAD judges {VAD_SAMPLE_RATE} Hz audio, not {sample_rate} Hz")
         self._session = get_vad_model().session
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
@@ -43,7 +47,7 @@ class StreamingVad:
 
     def probabilities(self, samples: Int16Audio) -> npt.NDArray[np.float32]:
         """One probability per frame completed by ``samples`` (a remainder waits)."""
-        audio = np.concatenate([self._pending, samples.astype(np.float32) / 32768.0])
+        audio = np.concatenate([self._pending, to_float32(samples)])
         count = len(audio) // FRAME_SAMPLES
         self._pending = audio[count * FRAME_SAMPLES :]
         if count == 0:
@@ -58,15 +62,6 @@ class StreamingVad:
 
 
 @dataclass(frozen=True)
-class TurnSettings:
-    """OpenAI's ``server_vad`` knobs, with its defaults."""
-
-    threshold: float = 0.5
-    prefix_padding_ms: int = 300
-    silence_duration_ms: int = 500
-
-
-@dataclass(frozen=True)
 class TurnEvent:
     kind: Literal["started", "stopped"]
     position: int  # absolute sample position: a turn's first sample, or the one after its last
@@ -75,15 +70,15 @@ class TurnEvent:
 class TurnDetector:
     """Turns from frame probabilities, at absolute sample positions of the stream."""
 
-    def __init__(self, settings: TurnSettings, max_turn_seconds: float, start: int = 0) -> None:
+    def __init__(self, settings: VadSettings, max_turn_seconds: float, start: int = 0) -> None:
         self.settings = settings
         self.position = start  # end of the audio judged so far
         self.turn_start: int | None = None
         self._floor = start  # a new turn may not reach back before this (the last turn's end)
         self._silent_since: int | None = None
-        self._max_turn = int(max_turn_seconds * SAMPLE_RATE)
+        self._max_turn = int(max_turn_seconds * VAD_SAMPLE_RATE)
         self._recent: deque[tuple[int, float]] = deque(
-            maxlen=int(CUT_SEARCH_SECONDS * SAMPLE_RATE / FRAME_SAMPLES)
+            maxlen=int(CUT_SEARCH_SECONDS * VAD_SAMPLE_RATE / FRAME_SAMPLES)
         )
 
     @property
@@ -94,8 +89,8 @@ class TurnDetector:
         events: list[TurnEvent] = []
         threshold = self.settings.threshold
         quiet = max(threshold - HYSTERESIS, 0.01)
-        prefix = self.settings.prefix_padding_ms * SAMPLE_RATE // 1000
-        silence = self.settings.silence_duration_ms * SAMPLE_RATE // 1000
+        prefix = self.settings.prefix_padding_ms * VAD_SAMPLE_RATE // 1000
+        silence = self.settings.silence_duration_ms * VAD_SAMPLE_RATE // 1000
         for probability in probabilities.tolist():
             frame_start, self.position = self.position, self.position + FRAME_SAMPLES
             self._recent.append((frame_start, probability))

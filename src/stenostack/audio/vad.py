@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from stenostack.models.base import Int16Audio, VadSettings
+from stenostack.audio.samples import Int16Audio, to_float32
+from stenostack.audio.vad_settings import VadSettings
 
 # Silero runs over the audio in blocks so that its float copy stays small for long files.
 BLOCK_SECONDS = 300
@@ -14,19 +14,23 @@ BLOCK_SECONDS = 300
 def find_speech(
     audio: Int16Audio, sample_rate: int, settings: VadSettings
 ) -> list[tuple[int, int]]:
-    """Sample ranges ``[start, end)`` that hold speech, padded and in order."""
+    """Sample ranges ``[start, end)`` that hold speech, padded and in order.
+
+    In faster-whisper's terms, ``prefix_padding_ms`` is ``speech_pad_ms`` (it pads both
+    sides) and ``silence_duration_ms`` is ``min_silence_duration_ms``.
+    """
     options = VadOptions(
         threshold=settings.threshold,
-        min_silence_duration_ms=settings.min_silence_ms,
-        speech_pad_ms=settings.speech_pad_ms,
+        min_silence_duration_ms=settings.silence_duration_ms,
+        speech_pad_ms=settings.prefix_padding_ms,
     )
     block = BLOCK_SECONDS * sample_rate
     spans: list[tuple[int, int]] = []
     for offset in range(0, len(audio), block):
-        waveform = audio[offset : offset + block].astype(np.float32) / 32768.0
+        waveform = to_float32(audio[offset : offset + block])
         for chunk in get_speech_timestamps(waveform, options, sampling_rate=sample_rate):
             spans.append((offset + int(chunk["start"]), offset + int(chunk["end"])))
-    return _merge_touching(spans, gap=2 * settings.speech_pad_ms * sample_rate // 1000)
+    return _merge_touching(spans, gap=2 * settings.prefix_padding_ms * sample_rate // 1000)
 
 
 def _merge_touching(spans: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:

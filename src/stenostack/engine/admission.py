@@ -21,9 +21,9 @@ ASSUMED_REAL_TIME_FACTOR = 0.1
 
 
 class AudioQueueBound:
-    def __init__(self, model_name: str, max_audio_seconds: float) -> None:
+    def __init__(self, model_name: str, max_queued_seconds: float) -> None:
         self.model_name = model_name
-        self.max_audio_seconds = max_audio_seconds
+        self.max_queued_seconds = max_queued_seconds
         self._lock = threading.Lock()
         self._admitted_seconds = 0.0
         self._admitted_requests = 0
@@ -40,7 +40,7 @@ class AudioQueueBound:
         so far it gives the real-time factor that turns queued audio into a wait.
         """
         with self._lock:
-            fits = self._admitted_seconds + seconds <= self.max_audio_seconds
+            fits = self._admitted_seconds + seconds <= self.max_queued_seconds
             if self._admitted_requests == 0 or fits:
                 self._admitted_seconds += seconds
                 self._admitted_requests += 1
@@ -48,12 +48,12 @@ class AudioQueueBound:
             queued = self._admitted_seconds
             finished = self._finished_seconds
         rtf = busy_seconds / finished if finished > 0 else ASSUMED_REAL_TIME_FACTOR
-        excess = queued + seconds - self.max_audio_seconds
+        excess = queued + seconds - self.max_queued_seconds
         wait = min(max(math.ceil(excess * rtf), MIN_RETRY_AFTER_S), MAX_RETRY_AFTER_S)
         raise EngineOverloaded(
             f"The engine is at capacity for model '{self.model_name}': {queued:.0f} s of "
             f"audio are queued or running, and this request's {seconds:.0f} s would pass the "
-            f"limit of {self.max_audio_seconds:.0f} s. Retry after {wait} s.",
+            f"limit of {self.max_queued_seconds:.0f} s. Retry after {wait} s.",
             retry_after_s=wait,
         )
 

@@ -43,25 +43,24 @@ class EngineResult:
 
 
 @dataclass(frozen=True)
-class SchedulingSettings:
+class EngineLimits:
+    """How much audio the engine takes on, and how long a batch waits to fill."""
+
+    # The longest audio one request may hold, in seconds: decoding stops past it.
+    max_audio_seconds: float
     # Audio seconds each model may have admitted and unfinished before it answers 429.
-    max_queued_audio_seconds: float = 7200.0
+    max_queued_audio_seconds: float
     # How long a batch may wait for requests that are being decoded to join it.
-    gather_window_s: float = 0.01
+    gather_window_s: float
 
 
 class Engine:
     def __init__(
-        self,
-        registry: ModelRegistry,
-        metrics: EngineMetrics,
-        max_audio_seconds: float,
-        scheduling: SchedulingSettings | None = None,
+        self, registry: ModelRegistry, metrics: EngineMetrics, limits: EngineLimits
     ) -> None:
         self.registry = registry
         self.metrics = metrics
-        self.max_audio_seconds = max_audio_seconds
-        self.scheduling = scheduling or SchedulingSettings()
+        self.limits = limits
         self._preparers = ThreadPoolExecutor(
             max_workers=max(os.cpu_count() or 1, 1), thread_name_prefix="prepare"
         )
@@ -111,9 +110,7 @@ class Engine:
         finished = False
         started = time.perf_counter()
         ticket = scheduler.submit(
-            model.start_transcription(
-                prepared.speech, options, prepared.breaks, _on_loop(loop, on_delta)
-            )
+            model.start_transcription(prepared.speech, options, _on_loop(loop, on_delta))
         )
         try:
             transcript = await asyncio.wrap_future(ticket.future)
@@ -126,7 +123,7 @@ class Engine:
         if prepared.duration > 0:
             rtf = (time.perf_counter() - started) / prepared.duration
             self.metrics.real_time_factor.labels(root).observe(rtf)
-        return EngineResult(finish_transcript(transcript, prepared), model)
+        return EngineResult(finish_transcript(transcript, prepared, model.audio_config), model)
 
     def _prepare(
         self,
@@ -140,19 +137,19 @@ class Engine:
                 raise ValueError(f"audio at {source.sample_rate} Hz for a {sample_rate} Hz model")
             audio = source
         else:
-            audio = decode_audio(source, sample_rate, self.max_audio_seconds)
-        return prepare_audio(model, audio, options)
+            audio = decode_audio(source, sample_rate, self.limits.max_audio_seconds)
+        return prepare_audio(audio, options)
 
     def _scheduler(self, root: str, model: SpeechToTextModel) -> BatchScheduler:
         if root not in self._schedulers:
             self._schedulers[root] = BatchScheduler(
-                root, model, self.metrics, self.scheduling.gather_window_s
+                root, model, self.metrics, self.limits.gather_window_s
             )
         return self._schedulers[root]
 
     def _bound(self, root: str) -> AudioQueueBound:
         if root not in self._bounds:
-            bound = AudioQueueBound(root, self.scheduling.max_queued_audio_seconds)
+            bound = AudioQueueBound(root, self.limits.max_queued_audio_seconds)
             self.metrics.queued_audio_seconds.labels(root).set_function(
                 lambda: bound.admitted_seconds
             )

@@ -7,13 +7,13 @@ uploaded file's timeline.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stenostack.audio.decode import DecodedAudio
+from stenostack.audio.samples import Speech
 from stenostack.audio.timeline import SpeechTimeline
 from stenostack.audio.vad import find_speech
-from stenostack.models.base import Int16Audio, SpeechToTextModel, Transcript, TranscriptionOptions
+from stenostack.models.base import AudioConfig, SpeechToTextModel, Transcript, TranscriptionOptions
 
 # A pause at least this long (after VAD padding) is a hard break: decoding windows stop at
 # it, so that no segment reaches across the silence.
@@ -22,35 +22,26 @@ LONG_PAUSE_SECONDS = 3.0
 
 @dataclass
 class PreparedAudio:
-    """What the model is given: speech only, and where long pauses were."""
+    """What the model is given (speech only, and where long pauses were), and the way back."""
 
     duration: float  # of the uploaded file
-    speech: Int16Audio
-    breaks: Sequence[int]
-    timeline: SpeechTimeline | None  # None: the model sees the file as it is
+    speech: Speech
+    timeline: SpeechTimeline  # where the speech was in the file
 
     @property
     def is_silent(self) -> bool:
-        return len(self.speech) == 0
+        return len(self.speech.samples) == 0
 
 
-def prepare_audio(
-    model: SpeechToTextModel, audio: DecodedAudio, options: TranscriptionOptions
-) -> PreparedAudio:
+def prepare_audio(audio: DecodedAudio, options: TranscriptionOptions) -> PreparedAudio:
     """Blocking (VAD runs on the CPU); run it on a worker thread."""
-    if model.audio_config.long_audio != "vad":
-        return PreparedAudio(audio.duration, audio.samples, (), None)
     timeline = SpeechTimeline(
         find_speech(audio.samples, audio.sample_rate, options.vad), audio.sample_rate
     )
     if not timeline.spans:
-        return PreparedAudio(audio.duration, audio.samples[:0], (), timeline)
-    return PreparedAudio(
-        audio.duration,
-        timeline.join(audio.samples),
-        timeline.seams_after_pauses(LONG_PAUSE_SECONDS),
-        timeline,
-    )
+        return PreparedAudio(audio.duration, Speech(audio.samples[:0]), timeline)
+    speech = Speech(timeline.join(audio.samples), timeline.seams_after_pauses(LONG_PAUSE_SECONDS))
+    return PreparedAudio(audio.duration, speech, timeline)
 
 
 def silent_transcript(
@@ -61,16 +52,19 @@ def silent_transcript(
     return Transcript(text="", language=language, duration=duration, segments=[])
 
 
-def finish_transcript(transcript: Transcript, prepared: PreparedAudio) -> Transcript:
+def finish_transcript(
+    transcript: Transcript, prepared: PreparedAudio, audio_config: AudioConfig
+) -> Transcript:
     """Map the model's times (on the joined speech) back onto the uploaded file."""
     timeline = prepared.timeline
-    if timeline is not None:
-        for segment in transcript.segments:
-            segment.start = timeline.to_file_time(segment.start)
-            segment.end = timeline.to_file_time(segment.end, is_end=True)
-            segment.seek = round(timeline.to_file_time(segment.seek / 100) * 100)
-            for word in segment.words:
-                word.start = timeline.to_file_time(word.start)
-                word.end = max(timeline.to_file_time(word.end, is_end=True), word.start)
+    frames_per_second = audio_config.frames_per_second  # the unit of ``seek``
+    for segment in transcript.segments:
+        segment.start = timeline.to_file_time(segment.start)
+        segment.end = timeline.to_file_time(segment.end, is_end=True)
+        seek_seconds = timeline.to_file_time(segment.seek / frames_per_second)
+        segment.seek = round(seek_seconds * frames_per_second)
+        for word in segment.words:
+            word.start = timeline.to_file_time(word.start)
+            word.end = max(timeline.to_file_time(word.end, is_end=True), word.start)
     transcript.duration = prepared.duration
     return transcript

@@ -57,7 +57,7 @@ class BatchScheduler:
         model_name: str,
         model: SpeechToTextModel,
         metrics: EngineMetrics,
-        gather_window_s: float = 0.01,
+        gather_window_s: float,
     ) -> None:
         self.model_name = model_name
         self.model = model

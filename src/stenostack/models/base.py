@@ -3,7 +3,8 @@
 The HTTP layer and the engine talk only to :class:`SpeechToTextModel`; a new model family
 is a new subclass and needs no change above this package. The shape follows vLLM's
 ``SupportsTranscription``: a model declares its languages, its capabilities and its audio
-config, validates what a request asks of it, builds its own decoder prompt and reports usage.
+config, validates what a request asks of it and reports usage. Each family has a loader
+(:class:`ModelFactory`) that builds a model from its files.
 
 A transcription is a :data:`TranscriptionJob`: a generator that yields one
 :class:`ModelStep` at a time (encode this window, decode that one) and receives its
@@ -14,31 +15,30 @@ sequential transcription. Either way the job's own logic, and so its output, is 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
-import numpy as np
-import numpy.typing as npt
-
+from stenostack.audio.samples import Speech
+from stenostack.audio.vad_settings import FILE_VAD, VadSettings
 from stenostack.errors import InvalidRequest
 
 Task = Literal["transcribe", "translate"]
-Int16Audio = npt.NDArray[np.int16]
 
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """What audio a model takes and how longer audio is cut for it."""
+    """What audio a model takes, and the units of the times it reports."""
 
-    sample_rate: int = 16_000
+    sample_rate: int
     # The longest clip the model sees in one pass, in seconds.
-    max_clip_seconds: float = 30.0
-    # How audio longer than one clip is prepared: "vad" drops long silences with voice
-    # activity detection before the model walks the speech window by window.
-    long_audio: Literal["vad", "none"] = "vad"
+    max_clip_seconds: float
+    # The model's frames per second: the unit of ``Segment.seek``.
+    frames_per_second: int
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,6 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
-class VadSettings:
-    """Voice activity detection knobs (OpenAI's ``chunking_strategy`` maps onto these)."""
-
-    threshold: float = 0.5
-    min_silence_ms: int = 2000
-    speech_pad_ms: int = 400
-
-
-@dataclass(frozen=True)
 class TranscriptionOptions:
     """What one request asks of a model, already parsed and validated."""
 
@@ -71,7 +62,7 @@ class TranscriptionOptions:
     temperature: float = 0.0  # 0: greedy with the fallback ladder
     word_timestamps: bool = False
     logprobs: bool = False
-    vad: VadSettings = field(default_factory=VadSettings)
+    vad: VadSettings = FILE_VAD  # OpenAI's ``chunking_strategy``
 
 
 @dataclass
@@ -85,7 +76,7 @@ class Word:
 @dataclass
 class Segment:
     id: int
-    seek: int  # offset of the decoding window, in 10 ms frames on the file's timeline
+    seek: int  # offset of the decoding window on the file's timeline, in the model's frames
     start: float
     end: float
     text: str
@@ -217,41 +208,22 @@ class SpeechToTextModel(ABC):
             raise InvalidRequest(
                 "This model cannot detect the language: pass 'language'.", param="language"
             )
-        return TranscriptionOptions(
-            task=options.task,
-            language=language,
-            prompt=options.prompt,
-            temperature=options.temperature,
-            word_timestamps=options.word_timestamps,
-            logprobs=options.logprobs,
-            vad=options.vad,
-        )
+        return dataclasses.replace(options, language=language)
 
     def usage(self, duration_s: float) -> dict[str, Any]:
         """Usage accounting reported with a transcription (OpenAI bills whisper by duration)."""
         return {"type": "duration", "seconds": math.ceil(duration_s)}
 
     @abstractmethod
-    def build_prompt(
-        self, options: TranscriptionOptions, language: str, previous_tokens: Sequence[int]
-    ) -> list[int]:
-        """The decoder prompt for one window of audio."""
-
-    @abstractmethod
     def start_transcription(
-        self,
-        audio: Int16Audio,
-        options: TranscriptionOptions,
-        breaks: Sequence[int] = (),
-        on_delta: DeltaSink | None = None,
+        self, speech: Speech, options: TranscriptionOptions, on_delta: DeltaSink | None = None
     ) -> TranscriptionJob:
-        """A job that transcribes speech audio at ``audio_config.sample_rate``.
+        """A job that transcribes ``speech`` (at ``audio_config.sample_rate``).
 
-        Times in the result are on ``audio``'s own timeline; the engine maps them back to
-        the uploaded file when it removed silences first. ``breaks`` are sample positions
-        where a long pause was cut out: no decoding window or segment may cross one, so no
-        segment spans the pause on the file's timeline. ``on_delta`` receives the text as
-        it becomes final, in order, before the job returns.
+        Times in the result are on the speech's own timeline; the engine maps them back to
+        the uploaded file. No decoding window or segment may cross one of its ``breaks``.
+        ``on_delta`` receives the text as it becomes final, in order, before the job
+        returns.
         """
 
     @abstractmethod
@@ -262,11 +234,9 @@ class SpeechToTextModel(ABC):
         """How many steps like ``step`` one call may take (the scheduler's batch cap)."""
         return 1
 
-    def transcribe(
-        self, audio: Int16Audio, options: TranscriptionOptions, breaks: Sequence[int] = ()
-    ) -> Transcript:
+    def transcribe(self, speech: Speech, options: TranscriptionOptions) -> Transcript:
         """Run one job alone, step by step (blocking)."""
-        job = self.start_transcription(audio, options, breaks)
+        job = self.start_transcription(speech, options)
         try:
             step = next(job)
             while True:
@@ -277,15 +247,26 @@ class SpeechToTextModel(ABC):
 
     def describe(self) -> dict[str, Any]:
         """Capabilities as listed by ``GET /v1/models``."""
-        caps = self.capabilities
         return {
             "transcription": True,
-            "translation": caps.translation,
-            "language_detection": caps.language_detection,
-            "word_timestamps": caps.word_timestamps,
-            "segment_timestamps": caps.segment_timestamps,
-            "logprobs": caps.logprobs,
+            **dataclasses.asdict(self.capabilities),
             "languages": sorted(self.supported_languages),
             "sample_rate": self.audio_config.sample_rate,
             "max_clip_seconds": self.audio_config.max_clip_seconds,
         }
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model runs: a device and the numeric type of its weights there."""
+
+    device: str
+    compute_type: str
+
+
+class ModelFactory(Protocol):
+    """Loads one model family's files (the registry keeps one per family)."""
+
+    def __call__(
+        self, model_dir: Path, placement: Placement, cpu_threads: int
+    ) -> SpeechToTextModel: ...

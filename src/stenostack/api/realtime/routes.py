@@ -50,9 +50,7 @@ async def realtime(websocket: WebSocket) -> None:
         )
         return
 
-    names = engine.registry.served_names()
-    default_model = "whisper-1" if "whisper-1" in names else names[0]
-    session = RealtimeSession(websocket, engine, metrics, default_model)
+    session = RealtimeSession(websocket, engine, metrics)
     metrics.realtime_sessions.inc()
     try:
         await session.serve()

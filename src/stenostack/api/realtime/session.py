@@ -26,15 +26,16 @@ from stenostack.api.realtime.config import (
     TranscriptionSettings,
     apply_update,
 )
-from stenostack.api.request_record import RequestRecord
+from stenostack.api.request_record import RequestRecord, reported_error
 from stenostack.audio.decode import DecodedAudio
 from stenostack.audio.live_buffer import LiveBuffer
 from stenostack.audio.live_input import LiveAudioConverter
-from stenostack.audio.turns import SAMPLE_RATE, StreamingVad, TurnDetector, TurnEvent
+from stenostack.audio.samples import Int16Audio
+from stenostack.audio.turns import StreamingVad, TurnDetector, TurnEvent
 from stenostack.engine.engine import Engine
 from stenostack.errors import APIError
 from stenostack.metrics import EngineMetrics
-from stenostack.models.base import Int16Audio, TextDelta, TranscriptionOptions
+from stenostack.models.base import TextDelta, TranscriptionOptions
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +70,18 @@ class ClientEventError(Exception):
 
 
 class RealtimeSession:
-    def __init__(
-        self, websocket: WebSocket, engine: Engine, metrics: EngineMetrics, default_model: str
-    ) -> None:
+    def __init__(self, websocket: WebSocket, engine: Engine, metrics: EngineMetrics) -> None:
         self.websocket = websocket
         self.engine = engine
         self.metrics = metrics
         self.id = events.new_id("sess")
+        default_model = engine.registry.default_name()
         self.config = SessionConfig.default(default_model)
+        # The input buffer holds audio at the rate of the model that will transcribe it;
+        # a later choice of model must take the same rate.
+        self.sample_rate = engine.registry.get(default_model).audio_config.sample_rate
         self.buffer = LiveBuffer()
-        self._converter = LiveAudioConverter(self.config.audio_format, SAMPLE_RATE)
+        self._converter = LiveAudioConverter(self.config.audio_format, self.sample_rate)
         self._vad: StreamingVad | None = None
         self._turns: TurnDetector | None = None
         self._start_turn_detection()
@@ -185,7 +188,7 @@ class RealtimeSession:
             raise ClientEventError(exc.message, "invalid_value", exc.param) from None
         previous, self.config = self.config, config
         if config.audio_format != previous.audio_format:
-            self._converter = LiveAudioConverter(config.audio_format, SAMPLE_RATE)
+            self._converter = LiveAudioConverter(config.audio_format, self.sample_rate)
         if config.turns != previous.turns:
             self._start_turn_detection()
         self.emit(events.event("session.updated", session=config.to_wire(self.id)))
@@ -198,6 +201,14 @@ class RealtimeSession:
         except APIError as exc:
             field = "language" if exc.param == "language" else "model"
             raise SessionUpdateError(exc.message, f"{param}.{field}") from None
+        model_rate = model.audio_config.sample_rate
+        if model_rate != self.sample_rate:
+            raise SessionUpdateError(
+                f"The model '{settings.model}' takes audio at {model_rate} Hz, but this "
+                f"session's input audio is at {self.sample_rate} Hz: choose a model that "
+                f"takes {self.sample_rate} Hz audio.",
+                f"{param}.model",
+            )
         return TranscriptionSettings(settings.model, language, settings.prompt)
 
     async def _append(self, audio: Any) -> None:
@@ -221,9 +232,10 @@ class RealtimeSession:
                 "invalid_value",
                 "audio",
             )
-        incoming = len(data) // audio_format.bytes_per_sample * SAMPLE_RATE
+        incoming = len(data) // audio_format.bytes_per_sample * self.sample_rate
         incoming //= audio_format.input_rate
-        if self._turns is None and self.buffer.held + incoming > MAX_BUFFER_SECONDS * SAMPLE_RATE:
+        limit = MAX_BUFFER_SECONDS * self.sample_rate
+        if self._turns is None and self.buffer.held + incoming > limit:
             raise ClientEventError(
                 f"The input audio buffer is full ({MAX_BUFFER_SECONDS:.0f} s): commit or clear "
                 "it. This audio was dropped.",
@@ -234,7 +246,7 @@ class RealtimeSession:
         for turn in turn_events:
             self._on_turn(turn)
         if self._turns is not None and not self._turns.speaking:
-            prefix = self._turns.settings.prefix_padding_ms * SAMPLE_RATE // 1000
+            prefix = self._turns.settings.prefix_padding_ms * self.sample_rate // 1000
             self.buffer.drop_before(self._turns.position - prefix)
 
     def _ingest(self, data: bytes) -> list[TurnEvent]:
@@ -246,7 +258,7 @@ class RealtimeSession:
         return self._turns.feed(self._vad.probabilities(samples))
 
     def _commit_buffer(self) -> None:
-        held_ms = self.buffer.held * 1000 // SAMPLE_RATE
+        held_ms = self.buffer.held * 1000 // self.sample_rate
         if held_ms < MIN_COMMIT_MS:
             raise ClientEventError(
                 f"Error committing input audio buffer: expected at least {MIN_COMMIT_MS} ms "
@@ -274,11 +286,11 @@ class RealtimeSession:
         if self.config.turns is None:
             self._vad, self._turns = None, None
             return
-        self._vad = StreamingVad()
+        self._vad = StreamingVad(self.sample_rate)
         self._turns = TurnDetector(self.config.turns, MAX_TURN_SECONDS, start=self.buffer.end)
 
     def _on_turn(self, turn: TurnEvent) -> None:
-        at_ms = turn.position * 1000 // SAMPLE_RATE
+        at_ms = turn.position * 1000 // self.sample_rate
         if turn.kind == "started":
             self._turn_item = events.new_id("item")
             self.emit(
@@ -323,33 +335,21 @@ class RealtimeSession:
         )
         record = RequestRecord(self.metrics, "realtime")
         record.model = self.engine.registry.root_name(settings.model)
-        seconds = len(audio) / SAMPLE_RATE
+        decoded = DecodedAudio(audio, self.sample_rate)
 
         def on_delta(delta: TextDelta) -> None:
             self.emit(events.transcription_delta(item_id, delta.text, delta.logprobs))
 
         try:
-            result = await self.engine.run(
-                settings.model, DecodedAudio(audio, SAMPLE_RATE), options, on_delta=on_delta
-            )
-        except asyncio.CancelledError:
-            record.finish(499, "client_disconnected")
-            raise
-        except APIError as exc:
-            record.finish(exc.status_code, exc.code or exc.error_type)
-            self._fail(item_id, previous, exc)
+            with record.recording():  # also a turn cancelled as the client left (499)
+                result = await self.engine.run(settings.model, decoded, options, on_delta=on_delta)
+        except Exception as exc:
+            if not isinstance(exc, APIError):
+                log.exception("transcribing realtime item %s failed", item_id)
+            self._fail(item_id, previous, reported_error(exc))
             return
-        except Exception:
-            log.exception("transcribing realtime item %s failed", item_id)
-            record.finish(500, "internal_error")
-            self._fail(
-                item_id,
-                previous,
-                APIError("The transcription failed on the server.", code="internal_error"),
-            )
-            return
-        record.audio(seconds)
-        record.finish(200, "")
+        seconds = decoded.duration
+        record.succeeded(seconds)
         transcript = result.transcript
         self.emit(
             events.transcription_completed(item_id, transcript.text, seconds, transcript.logprobs)

@@ -6,6 +6,12 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from stenostack.models.whisper.units import (
+    FRAMES_PER_SECOND,
+    FRAMES_PER_TIMESTAMP_TOKEN,
+    SECONDS_PER_TIMESTAMP_TOKEN,
+)
+
 # Whisper's thresholds for "this decode went wrong, try a higher temperature".
 COMPRESSION_RATIO_THRESHOLD = 2.4
 LOGPROB_THRESHOLD = -1.0
@@ -14,9 +20,6 @@ NO_SPEECH_THRESHOLD = 0.6
 # likely noisy and conditioning on it propagates errors.
 PROMPT_RESET_TEMPERATURE = 0.5
 DEFAULT_TEMPERATURE_LADDER = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-
-SECONDS_PER_TIMESTAMP_TOKEN = 0.02
-FRAMES_PER_TIMESTAMP_TOKEN = 2  # mel frames are 10 ms
 
 
 def temperature_ladder(temperature: float) -> tuple[float, ...]:
@@ -87,7 +90,7 @@ def split_by_timestamps(
     output does not end on such a pair, the last piece of speech is unfinished: the next
     window starts at the last closed segment's end, so nothing is cut or said twice.
     """
-    window_seconds = window_frames / 100
+    window_seconds = window_frames / FRAMES_PER_SECOND
     is_time = [token >= timestamp_begin for token in tokens]
 
     def seconds(token: int) -> float:

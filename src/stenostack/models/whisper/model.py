@@ -16,21 +16,21 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Generator, Sequence
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import ctranslate2
 import numpy as np
 import tokenizers
 from faster_whisper.tokenizer import Tokenizer
 
+from stenostack.audio.samples import Speech
 from stenostack.models.base import (
     AudioConfig,
     Capabilities,
     DeltaSink,
-    Int16Audio,
     ModelStep,
+    Placement,
     Segment,
     SpeechToTextModel,
     Task,
@@ -54,10 +54,7 @@ from stenostack.models.whisper.decoding import (
     temperature_ladder,
 )
 from stenostack.models.whisper.steps import (
-    HOP_LENGTH,
     MAX_DECODER_TOKENS,
-    SAMPLE_RATE,
-    WINDOW_FRAMES,
     Align,
     DetectLanguage,
     Encode,
@@ -67,6 +64,14 @@ from stenostack.models.whisper.steps import (
     WhisperStepRunner,
     encoder_input_frames,
     token_limit,
+)
+from stenostack.models.whisper.units import (
+    FRAMES_PER_SECOND,
+    HOP_LENGTH,
+    POSITIONS_PER_SECOND,
+    SAMPLE_RATE,
+    WINDOW_FRAMES,
+    WINDOW_SECONDS,
 )
 from stenostack.models.whisper.words import aligned_words, token_jump_times, token_logprobs
 
@@ -78,8 +83,6 @@ MAX_PROMPT_TOKENS = MAX_DECODER_TOKENS // 2 - 1
 PROMPT_LENGTH_BUCKETS = (0, 8, 16, 32, 64, 128, MAX_PROMPT_TOKENS)
 # A tail shorter than this after the last window holds no word worth an encoder pass.
 MIN_TAIL_FRAMES = 10
-# The encoder turns 30 s of audio into 1500 positions: usage counts 50 audio tokens a second.
-AUDIO_TOKENS_PER_SECOND = 50
 
 WindowDecode = Generator[ModelStep, Any, DecodeAttempt | None]
 
@@ -93,7 +96,11 @@ def trim_to_bucket(tokens: Sequence[int]) -> list[int]:
 class WhisperCT2(SpeechToTextModel):
     """A Whisper model converted to CTranslate2, on CPU or CUDA."""
 
-    audio_config = AudioConfig(sample_rate=SAMPLE_RATE, max_clip_seconds=30.0, long_audio="vad")
+    audio_config = AudioConfig(
+        sample_rate=SAMPLE_RATE,
+        max_clip_seconds=float(WINDOW_SECONDS),
+        frames_per_second=FRAMES_PER_SECOND,
+    )
 
     def __init__(
         self,
@@ -115,6 +122,7 @@ class WhisperCT2(SpeechToTextModel):
             str(model_dir), device=device, compute_type=compute_type, intra_threads=cpu_threads
         )
         self._hf_tokenizer = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tokenizers: dict[tuple[Task, str], Tokenizer] = {}
         self.multilingual: bool = bool(self._model.is_multilingual)
         self._runner = WhisperStepRunner(self._model, on_gpu=device == "cuda")
         if self.multilingual:
@@ -133,26 +141,24 @@ class WhisperCT2(SpeechToTextModel):
             logprobs=True,
         )
 
+    @classmethod
+    def load(cls, model_dir: Path, placement: Placement, cpu_threads: int) -> Self:
+        """The registry's loader for CTranslate2 Whisper directories."""
+        return cls(
+            model_dir,
+            device=placement.device,
+            compute_type=placement.compute_type,
+            cpu_threads=cpu_threads,
+        )
+
     # -- the model interface -------------------------------------------------------------
 
-    def build_prompt(
-        self, options: TranscriptionOptions, language: str, previous_tokens: Sequence[int]
-    ) -> list[int]:
-        tokenizer = self._tokenizer(options.task, language)
-        prompt: list[int] = []
-        if previous_tokens:
-            prompt = [tokenizer.sot_prev, *previous_tokens[-MAX_PROMPT_TOKENS:]]
-        return prompt + list(tokenizer.sot_sequence)
-
     def start_transcription(
-        self,
-        audio: Int16Audio,
-        options: TranscriptionOptions,
-        breaks: Sequence[int] = (),
-        on_delta: DeltaSink | None = None,
+        self, speech: Speech, options: TranscriptionOptions, on_delta: DeltaSink | None = None
     ) -> TranscriptionJob:
+        audio = speech.samples
         total_frames = math.ceil(len(audio) / HOP_LENGTH)
-        break_frames = sorted(sample // HOP_LENGTH for sample in breaks)
+        break_frames = sorted(sample // HOP_LENGTH for sample in speech.breaks)
         language = options.language if self.multilingual else "en"
         user_prompt = self._prompt_tokens(options.prompt)
         history = list(user_prompt)
@@ -177,7 +183,7 @@ class WhisperCT2(SpeechToTextModel):
             tokenizer = self._tokenizer(options.task, language)
             # The user's prompt is kept whole; decoded text is trimmed to a shared length.
             context = history if history == user_prompt else trim_to_bucket(history)
-            prompt = self.build_prompt(options, language, context)
+            prompt = self._build_prompt(tokenizer, context)
             attempt = yield from self._decode(
                 encoded, prompt, tokenizer, options.temperature, window_frames, input_frames
             )
@@ -225,7 +231,8 @@ class WhisperCT2(SpeechToTextModel):
             segments=segments,
             logprobs=logprobs if options.logprobs else None,
             tokens=TokenUsage(
-                audio_tokens=math.ceil(duration * AUDIO_TOKENS_PER_SECOND),
+                # One audio token per encoder position, as OpenAI counts Whisper's input.
+                audio_tokens=math.ceil(duration * POSITIONS_PER_SECOND),
                 text_tokens=len(user_prompt),
                 output_tokens=sum(len(segment.tokens) for segment in segments),
             ),
@@ -310,7 +317,7 @@ class WhisperCT2(SpeechToTextModel):
     def _segment(
         self, index: int, seek: int, raw: RawSegment, attempt: DecodeAttempt, tokenizer: Tokenizer
     ) -> Segment:
-        offset = seek / 100
+        offset = seek / FRAMES_PER_SECOND
         return Segment(
             id=index,
             seek=seek,
@@ -339,7 +346,7 @@ class WhisperCT2(SpeechToTextModel):
         words, word_tokens = words[:-1], word_tokens[:-1]  # drop the end-of-text "word"
         jumps = token_jump_times(alignment.alignments)
         boundaries = np.cumsum([len(raw.tokens) for raw in raw_segments])
-        offset = seek / 100
+        offset = seek / FRAMES_PER_SECOND
         for word in aligned_words(words, word_tokens, jumps, probs):
             segment = segments[int(np.searchsorted(boundaries, word.first_token, side="right"))]
             start = min(max(offset + word.start, segment.start), segment.end)
@@ -349,11 +356,24 @@ class WhisperCT2(SpeechToTextModel):
 
     # -- helpers -------------------------------------------------------------------------
 
-    @lru_cache(maxsize=256)  # noqa: B019 - one cache per model instance is what we want
     def _tokenizer(self, task: Task, language: str) -> Tokenizer:
-        if not self.multilingual:
-            return Tokenizer(self._hf_tokenizer, multilingual=False)
-        return Tokenizer(self._hf_tokenizer, multilingual=True, task=task, language=language)
+        """This model's tokenizer for a task and language, made once."""
+        key = (task, language)
+        if key not in self._tokenizers:
+            self._tokenizers[key] = (
+                Tokenizer(self._hf_tokenizer, multilingual=True, task=task, language=language)
+                if self.multilingual
+                else Tokenizer(self._hf_tokenizer, multilingual=False)
+            )
+        return self._tokenizers[key]
+
+    @staticmethod
+    def _build_prompt(tokenizer: Tokenizer, previous_tokens: Sequence[int]) -> list[int]:
+        """The decoder prompt for one window: earlier text, then the start sequence."""
+        prompt: list[int] = []
+        if previous_tokens:
+            prompt = [tokenizer.sot_prev, *previous_tokens[-MAX_PROMPT_TOKENS:]]
+        return prompt + list(tokenizer.sot_sequence)
 
     def _prompt_tokens(self, prompt: str | None) -> list[int]:
         if not prompt or not prompt.strip():

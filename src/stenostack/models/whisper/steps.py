@@ -18,11 +18,10 @@ import numpy as np
 import numpy.typing as npt
 from faster_whisper.feature_extractor import FeatureExtractor
 
-from stenostack.models.base import Int16Audio, ModelStep
+from stenostack.audio.samples import Int16Audio, to_float32
+from stenostack.models.base import ModelStep
+from stenostack.models.whisper.units import FRAMES_PER_SECOND, HOP_LENGTH, WINDOW_FRAMES
 
-SAMPLE_RATE = 16_000
-HOP_LENGTH = 160  # samples per mel frame (10 ms)
-WINDOW_FRAMES = 3000  # 30 s: the encoder input Whisper was trained on
 MAX_DECODER_TOKENS = 448
 SAMPLING_BEST_OF = 5
 
@@ -40,9 +39,9 @@ INPUT_STEP_FRAMES = 500
 # Whisper loops (repeats the last sentence to the token limit) when the input ends right
 # after the speech; this much trailing silence keeps it on track.
 TRAILING_SILENCE_FRAMES = 300
-# The most tokens a shortened window may decode, per second of its audio, plus a margin:
-# far above real speech (about 4 tokens a second, timestamps included), far below a loop.
-TOKENS_PER_SECOND_LIMIT = 12
+# The most text tokens a shortened window may decode, per second of its audio, plus a
+# margin: far above real speech (about 4 a second, timestamps included), far below a loop.
+MAX_TEXT_TOKENS_PER_SECOND = 12
 TOKEN_LIMIT_MARGIN = 24
 
 
@@ -56,7 +55,8 @@ def token_limit(content_frames: int, input_frames: int, prompt_length: int) -> i
     """How many tokens a window may decode before it counts as looping."""
     limit = MAX_DECODER_TOKENS - prompt_length
     if input_frames < WINDOW_FRAMES:
-        rate_limit = TOKEN_LIMIT_MARGIN + math.ceil(content_frames / 100 * TOKENS_PER_SECOND_LIMIT)
+        seconds = content_frames / FRAMES_PER_SECOND
+        rate_limit = TOKEN_LIMIT_MARGIN + math.ceil(seconds * MAX_TEXT_TOKENS_PER_SECOND)
         limit = min(limit, rate_limit)
     return limit
 
@@ -165,7 +165,7 @@ class WhisperStepRunner:
         mels = []
         for step in steps:
             waveform = np.zeros(frames * HOP_LENGTH, dtype=np.float32)
-            waveform[: len(step.samples)] = step.samples[: len(waveform)] / np.float32(32768.0)
+            waveform[: len(step.samples)] = to_float32(step.samples[: len(waveform)])
             mels.append(self._features(waveform, padding=0)[:, :frames])
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(mels)))
         encoded = np.asarray(self._model.encode(features, to_cpu=True))

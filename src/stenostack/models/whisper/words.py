@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from stenostack.models.base import TokenLogprob
+from stenostack.models.whisper.units import POSITIONS_PER_SECOND
 
-TOKENS_PER_SECOND = 50  # encoder positions: 20 ms each
 # Punctuation stripped from a word's edges: OpenAI's ``words`` carry bare words.
 _EDGE_PUNCTUATION = "\"'“”‘’«»¿([{-,.。，!！?？:：;；)]}、…·"
 
@@ -25,13 +25,14 @@ class AlignedWord:
 
 
 def token_jump_times(alignments: Sequence[Sequence[int]]) -> np.ndarray:
-    """The time at which attention moves on to each successive text token."""
+    """The time at which attention moves on to each successive text token (alignments
+    pair a text token with an encoder position)."""
     if not alignments:
         return np.zeros(0)
     pairs = np.asarray(alignments, dtype=np.int64)
     text_index, time_index = pairs[:, 0], pairs[:, 1]
     moves = np.concatenate([[True], np.diff(text_index) != 0])
-    result: np.ndarray = time_index[moves] / TOKENS_PER_SECOND
+    result: np.ndarray = time_index[moves] / POSITIONS_PER_SECOND
     return result
 
 
