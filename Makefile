@@ -34,17 +34,17 @@ pytest: install-test
 test: lint typecheck pytest
 
 bench-accuracy: install-test
-	$(BIN)/python benchmarks/accuracy.py
+	$(BIN)/python -m benchmarks.accuracy
 
 bench-streaming: install-test
-	$(BIN)/python benchmarks/streaming_latency.py --model whisper-tiny.en
+	$(BIN)/python -m benchmarks.streaming_latency --model whisper-tiny.en
 
 bench-router: install-test
-	$(BIN)/python benchmarks/router_overhead.py
+	$(BIN)/python -m benchmarks.router_overhead
 
 bench-throughput: install-test
-	-$(BIN)/python benchmarks/throughput.py --model whisper-tiny.en
-	$(BIN)/python benchmarks/throughput.py --model whisper-base
+	-$(BIN)/python -m benchmarks.throughput --model whisper-tiny.en
+	$(BIN)/python -m benchmarks.throughput --model whisper-base
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

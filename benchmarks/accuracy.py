@@ -1,22 +1,17 @@
 """Word error rate and real-time factor of each bundled model, through the HTTP API.
 
-Run from the repository root: ``python benchmarks/accuracy.py`` (or ``make bench-accuracy``).
+Run from the repository root: ``python -m benchmarks.accuracy`` (or ``make bench-accuracy``).
 It starts an engine on a loopback port, sends the test speech (espeak-ng, made here) and
 prints one line per model and recording.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from openai import OpenAI
-from tests.servers import engine_server
+from tests.servers import engine_server, openai_client
 from tests.speech import Recording, compose, wav_bytes
-from tests.test_long_audio import LONG_SILENCE, STORY
+from tests.texts import LONG_SILENCE, STORY
 from tests.wer import word_error_rate
 
 SPANISH = [
@@ -42,7 +37,7 @@ def recordings() -> dict[str, tuple[Recording, str | None]]:
 def main() -> None:
     models = {"whisper-base": None, "whisper-tiny.en": "en"}
     with engine_server() as server:
-        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=900)
+        client = openai_client(server.url, timeout=900)
         print(f"{'model':<16} {'recording':<36} {'audio s':>8} {'WER':>7} {'RTF':>7}")
         for name, (recording, language) in recordings().items():
             wav = wav_bytes(recording.samples)

@@ -5,7 +5,7 @@ This is how speaches-style servers serve Whisper: each request runs its own
 but never a batch. It answers just enough of the OpenAI API for the benchmark
 (``POST /v1/audio/transcriptions`` with ``json`` output, ``GET /ready``).
 
-    python benchmarks/baseline_server.py --model-dir DIR --cpu-threads 2 --port 8001
+    python -m benchmarks.baseline_server --model-dir DIR --cpu-threads 2 --port 8001
 """
 
 from __future__ import annotations

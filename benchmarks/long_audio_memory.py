@@ -1,6 +1,6 @@
 """Peak memory and speed of the engine on a one-hour file.
 
-Run from the repository root: ``python benchmarks/long_audio_memory.py [minutes]``. It
+Run from the repository root: ``python -m benchmarks.long_audio_memory [minutes]``. It
 builds an hour of speech with pauses (the test story, repeated), starts an engine serving
 whisper-tiny.en, and reads the engine's peak resident memory (VmHWM) before and after.
 """
@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
-from openai import OpenAI
-from tests.servers import engine_server, peak_rss_mb
+from tests.servers import engine_server, openai_client, peak_rss_mb
 from tests.speech import RATE, compose, wav_bytes
-from tests.test_long_audio import STORY
+from tests.texts import STORY
 from tests.wer import word_error_rate
 
 
@@ -32,7 +28,7 @@ def main() -> None:
     wav = wav_bytes(samples)
     print(f"audio: {len(samples) / RATE / 60:.1f} min, upload {len(wav) / 1e6:.0f} MB")
     with engine_server("--model", "whisper-tiny.en") as server:
-        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=3600)
+        client = openai_client(server.url, timeout=3600)
         warm = compose(["Warm up."])
         client.audio.transcriptions.create(
             model="whisper-tiny.en", file=("w.wav", wav_bytes(warm.samples))

@@ -1,6 +1,6 @@
 """What the router costs, and what least-load routing gains.
 
-    python benchmarks/router_overhead.py
+    python -m benchmarks.router_overhead
 
 Backends are FAKE engines (``tests/fake_backend.py``: the engine's HTTP API, no model), so the
 figures are the router's own. Side by side in one run:
@@ -32,19 +32,16 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import aiohttp
 from tests.servers import RunningServer, peak_rss_mb, router_server, server_process
 
-FAKE = Path(__file__).resolve().parent.parent / "tests" / "fake_backend.py"
 MODEL = "whisper-tiny.en"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
 def fake_backend(seconds_per_audio_second: float = 0.0) -> Iterator[RunningServer]:
-    command = [sys.executable, str(FAKE), "--seconds-per-audio-second",
+    command = [sys.executable, "-m", "tests.fake_backend", "--seconds-per-audio-second",
                str(seconds_per_audio_second)]  # fmt: skip
     with server_process(command, ready_timeout=30) as server:
         yield server

@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python benchmarks/streaming_latency.py --model whisper-tiny.en
+    python -m benchmarks.streaming_latency --model whisper-tiny.en
 
 It starts one engine with the model and measures, over HTTP and WebSocket on loopback:
 
@@ -22,20 +22,16 @@ from __future__ import annotations
 import argparse
 import base64
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 import numpy as np
 from openai import OpenAI
 from tests.realtime_client import realtime_session
-from tests.servers import engine_server
+from tests.servers import engine_server, openai_client
 from tests.speech import RATE, Recording, Utterance, compose, raw_pcm, wav_bytes
-from tests.test_long_audio import STORY
+from tests.texts import STORY
 from tests.wer import word_error_rate
 
 PCM_RATE = 24_000
@@ -190,7 +186,7 @@ def main() -> int:
     print(f"5-minute file: {story.duration:.0f} s of audio")
     wav = wav_bytes(story.samples)
     with engine_server("--model", args.model) as server:
-        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=600)
+        client = openai_client(server.url, timeout=600)
         client.audio.transcriptions.create(
             model=args.model, file=("w.wav", wav_bytes(story.samples[: 5 * RATE]))
         )

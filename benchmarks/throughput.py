@@ -2,7 +2,7 @@
 
 Run from the repository root (``make bench-throughput`` does the same for both models):
 
-    python benchmarks/throughput.py --model whisper-tiny.en
+    python -m benchmarks.throughput --model whisper-tiny.en
 
 For each workload (many short clips; short clips mixed with multi-minute files) and each
 concurrency, it starts a fresh engine and a fresh baseline server (faster-whisper's
@@ -22,19 +22,13 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jiwer
-from openai import OpenAI
-from tests.servers import RunningServer, engine_server, peak_rss_mb, server_process
+from tests.servers import RunningServer, engine_server, openai_client, peak_rss_mb, server_process
 from tests.wer import normalise
 
 from benchmarks.workloads import Clip, long_files, short_clips
 from stenostack.models.sources import resolve_model_dir
-
-BASELINE = Path(__file__).resolve().parent / "baseline_server.py"
 
 
 @dataclass
@@ -61,7 +55,7 @@ class Run:
 
 
 def drive(server: RunningServer, model: str, clips: list[Clip], concurrency: int) -> Run:
-    client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=1800)
+    client = openai_client(server.url, timeout=1800)
 
     def send(clip: Clip) -> tuple[str, float, str]:
         started = time.perf_counter()
@@ -87,7 +81,7 @@ def drive(server: RunningServer, model: str, clips: list[Clip], concurrency: int
 def measure(model: str, threads: int, clips: list[Clip], concurrency: int) -> tuple[Run, Run]:
     with engine_server("--model", model, "--cpu-threads", str(threads)) as server:
         engine = drive(server, model, clips, concurrency)
-    baseline_command = [sys.executable, str(BASELINE), "--model-dir",
+    baseline_command = [sys.executable, "-m", "benchmarks.baseline_server", "--model-dir",
                         str(resolve_model_dir(model)), "--cpu-threads", str(threads)]  # fmt: skip
     with server_process(baseline_command) as server:
         baseline = drive(server, model, clips, concurrency)

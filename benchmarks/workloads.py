@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import dataclass
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.speech import Recording, compose, wav_bytes
-from tests.test_long_audio import STORY
+from tests.texts import STORY
 
 SENTENCES = [
     "Please call me back after lunch.",

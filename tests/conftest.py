@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from openai import OpenAI
 
-from tests.servers import RunningServer, engine_server
+from tests.servers import RunningServer, engine_server, openai_client
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,7 @@ def engine() -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="session")
 def client(engine: RunningServer) -> OpenAI:
-    return OpenAI(base_url=f"{engine.url}/v1", api_key="unused", max_retries=0, timeout=300)
+    return openai_client(engine.url, timeout=300)
 
 
 @pytest.fixture(autouse=True)

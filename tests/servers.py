@@ -1,4 +1,5 @@
-"""Start a real engine process on a loopback port and wait until it is ready."""
+"""Start a real engine process on a loopback port, wait until it is ready, and reach it with
+the official ``openai`` SDK."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from openai import AsyncOpenAI, NotGiven, OpenAI, not_given
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
@@ -44,6 +46,29 @@ class RunningServer:
             for family in text_string_to_metric_families(text)
             for sample in family.samples
         }
+
+
+def openai_client(
+    url: str,
+    *,
+    api_key: str = "unused",
+    timeout: float | NotGiven = not_given,
+    strict: bool = False,
+) -> OpenAI:
+    """The official SDK pointed at the server at ``url``. It never retries, so a test sees each
+    answer the server gives; ``strict`` checks every response against the SDK's types."""
+    return OpenAI(
+        base_url=f"{url}/v1",
+        api_key=api_key,
+        max_retries=0,
+        timeout=timeout,
+        _strict_response_validation=strict,
+    )
+
+
+def async_openai_client(url: str, *, api_key: str = "unused") -> AsyncOpenAI:
+    """The SDK's asyncio client for the server at ``url`` (the Realtime API needs it)."""
+    return AsyncOpenAI(base_url=f"{url}/v1", api_key=api_key, max_retries=0)
 
 
 def metric(server: RunningServer, name: str, **labels: str) -> float:

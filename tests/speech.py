@@ -92,6 +92,12 @@ def wav_bytes(samples: Samples, rate: int = RATE, extra: tuple[str, ...] = ()) -
     ).stdout  # fmt: skip
 
 
+def speech_file(text: str, voice: str) -> tuple[str, bytes]:
+    """``text`` spoken in ``voice`` between short pauses, as the SDK's ``file`` argument."""
+    recording = compose([0.3, text, 0.3], voice=voice)
+    return ("speech.wav", wav_bytes(recording.samples))
+
+
 def raw_pcm(samples: Samples, rate: int = 24_000, encoding: str = "signed") -> bytes:
     """Headerless mono audio as the Realtime API takes it: 16-bit PCM, or 8-bit G.711
     (``encoding`` ``mu-law`` or ``a-law``)."""

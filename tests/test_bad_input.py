@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from openai import BadRequestError, NotFoundError, OpenAI
+from openai import BadRequestError, NotFoundError
 
-from tests.servers import RunningServer, engine_server
+from tests.servers import RunningServer, engine_server, openai_client
 from tests.speech import compose, noise, pyav_encode, wav_bytes
 
 MAX_UPLOAD_MB = 1
@@ -228,7 +228,7 @@ def test_unknown_path_and_method(limited: RunningServer) -> None:
 
 
 def test_sdk_sees_typed_errors(limited: RunningServer, good_wav: bytes) -> None:
-    with OpenAI(base_url=f"{limited.url}/v1", api_key="unused", max_retries=0) as client:
+    with openai_client(limited.url) as client:
         with pytest.raises(NotFoundError) as not_found:
             client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("a.wav", good_wav))
         assert not_found.value.code == "model_not_found" and not_found.value.param == "model"

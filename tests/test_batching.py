@@ -17,9 +17,9 @@ import httpx
 import pytest
 from openai import OpenAI, RateLimitError
 
-from tests.servers import RunningServer, engine_server, metric, wait_until
+from tests.servers import RunningServer, engine_server, metric, openai_client, wait_until
 from tests.speech import Recording, compose, wav_bytes
-from tests.test_long_audio import STORY
+from tests.texts import STORY
 
 QUEUE_BOUND_SECONDS = 200
 
@@ -98,7 +98,7 @@ def test_batched_results_equal_unbatched(
 def test_short_request_is_not_starved_by_a_long_file(
     small_queue: RunningServer, story: Recording, clips: list[bytes]
 ) -> None:
-    client = OpenAI(base_url=f"{small_queue.url}/v1", api_key="unused", max_retries=0)
+    client = openai_client(small_queue.url)
     finished: dict[str, float] = {}
 
     def send(name: str, wav: bytes) -> str:
@@ -128,7 +128,7 @@ def test_full_queue_answers_429_with_retry_after(
     small_queue: RunningServer, story: Recording
 ) -> None:
     assert story.duration > QUEUE_BOUND_SECONDS / 2
-    client = OpenAI(base_url=f"{small_queue.url}/v1", api_key="unused", max_retries=0)
+    client = openai_client(small_queue.url)
     wav = wav_bytes(story.samples)
     with ThreadPoolExecutor(max_workers=1) as pool:
         first = pool.submit(
@@ -164,7 +164,7 @@ def test_disconnect_cancels_the_remaining_work(
     small_queue: RunningServer, story: Recording
 ) -> None:
     wav = wav_bytes(story.samples)
-    client = OpenAI(base_url=f"{small_queue.url}/v1", api_key="unused", max_retries=0)
+    client = openai_client(small_queue.url)
     batches_before = metric(small_queue, "stenostack_batch_size_count")
     started = time.monotonic()
     client.audio.transcriptions.create(model="whisper-tiny.en", file=("a.wav", wav))
@@ -204,7 +204,7 @@ def test_disconnect_cancels_the_remaining_work(
 def test_event_loop_stays_responsive_while_the_model_works(
     small_queue: RunningServer, story: Recording
 ) -> None:
-    client = OpenAI(base_url=f"{small_queue.url}/v1", api_key="unused", max_retries=0)
+    client = openai_client(small_queue.url)
     with ThreadPoolExecutor(max_workers=1) as pool:
         busy = pool.submit(
             client.audio.transcriptions.create,

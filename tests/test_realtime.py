@@ -15,15 +15,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from openai import AsyncOpenAI
 from websockets.exceptions import ConnectionClosed
 
 from stenostack.audio.turns import FRAME_SAMPLES, StreamingVad
 from tests.faulty_model import failing_engine
 from tests.realtime_client import realtime_session
-from tests.servers import RunningServer, metric, wait_until
+from tests.servers import RunningServer, async_openai_client, metric, wait_until
 from tests.speech import Recording, compose, raw_pcm
-from tests.test_long_audio import STORY
+from tests.texts import STORY
 from tests.wer import word_error_rate
 
 MODEL = "whisper-tiny.en"
@@ -75,7 +74,7 @@ def test_sdk_session_transcribes_each_turn(engine: RunningServer, two_turns: Rec
     pcm = raw_pcm(two_turns.samples)
 
     async def run() -> list[Any]:
-        client = AsyncOpenAI(base_url=f"{engine.url}/v1", api_key="unused")
+        client = async_openai_client(engine.url)
         async with client.realtime.connect(extra_query={"intent": "transcription"}) as conn:
             created = await conn.recv()
             assert created.type == "session.created"

@@ -18,17 +18,19 @@ import pytest
 from openai import AuthenticationError, NotFoundError, OpenAI, RateLimitError
 from openai.types.chat import ChatCompletionMessageParam
 
+from tests.multipart import multipart
 from tests.servers import (
     RunningServer,
     engine_server,
     metric,
+    openai_client,
     peak_rss_mb,
     router_server,
     server_process,
     wait_until,
 )
 from tests.speech import compose, wav_bytes
-from tests.test_long_audio import STORY
+from tests.texts import STORY
 from tests.wer import word_error_rate
 
 MODEL = "whisper-tiny.en"
@@ -53,7 +55,7 @@ def router(engines: list[RunningServer]) -> Iterator[RunningServer]:
 
 
 def sdk(server: RunningServer, key: str = "unused") -> OpenAI:
-    return OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=120)
+    return openai_client(server.url, api_key=key, timeout=120)
 
 
 def concurrently(client: OpenAI, clip: bytes, count: int) -> list[str]:
@@ -64,25 +66,6 @@ def concurrently(client: OpenAI, clip: bytes, count: int) -> list[str]:
 
     with ThreadPoolExecutor(4) as pool:
         return list(pool.map(one, range(count)))
-
-
-def multipart(fields: list[tuple[str, str | tuple[str, bytes]]]) -> tuple[bytes, str]:
-    """A multipart body with the parts in the order given (the SDK puts the file first)."""
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, value in fields:
-        if isinstance(value, tuple):
-            filename, data = value
-            head = (
-                f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                "Content-Type: application/octet-stream\r\n\r\n"
-            )
-            parts.append(f"--{boundary}\r\n{head}".encode() + data + b"\r\n")
-        else:
-            head = f'Content-Disposition: form-data; name="{name}"\r\n\r\n'
-            parts.append(f"--{boundary}\r\n{head}{value}\r\n".encode())
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def test_models_are_the_union_of_the_backends_with_capabilities(router: RunningServer) -> None:

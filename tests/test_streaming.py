@@ -11,11 +11,10 @@ import pytest
 from openai import APIError, BadRequestError, NotFoundError, OpenAI
 
 from tests.faulty_model import failing_engine
-from tests.servers import RunningServer, metric, wait_until
-from tests.speech import Recording, compose, silence, wav_bytes
+from tests.servers import RunningServer, metric, openai_client, wait_until
+from tests.speech import Recording, compose, silence, speech_file, wav_bytes
 from tests.sse import Frame, frames
-from tests.test_languages import SPANISH, speech_file
-from tests.test_long_audio import STORY
+from tests.texts import SPANISH, STORY
 from tests.wer import word_error_rate
 
 MODEL = "whisper-tiny.en"
@@ -242,7 +241,7 @@ def test_failure_after_the_stream_started_is_sent_in_band(
     assert error["message"]
 
     # The SDK raises it after handing out the deltas that came first.
-    client = OpenAI(base_url=f"{failing_server}/v1", api_key="unused", max_retries=0)
+    client = openai_client(failing_server)
     received = []
     with pytest.raises(APIError) as caught:
         for event in client.audio.transcriptions.create(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.servers import RunningServer
+from tests.servers import RunningServer, openai_client
 from tests.speech import Recording, compose, pyav_encode, wav_bytes
 from tests.wer import word_error_rate
 
@@ -39,10 +39,7 @@ def english_wav(english: Recording) -> bytes:
 @pytest.fixture(scope="module")
 def strict(engine: RunningServer) -> Iterator[OpenAI]:
     """An SDK client that validates every response against its types."""
-    with OpenAI(
-        base_url=f"{engine.url}/v1", api_key="unused", max_retries=0, timeout=300,
-        _strict_response_validation=True,
-    ) as client:  # fmt: skip
+    with openai_client(engine.url, timeout=300, strict=True) as client:
         yield client
 
 
