@@ -151,6 +151,17 @@ async def big_uploads(url: str, count: int, megabytes: int) -> list[int]:
         return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
+def deleted_files_open(pid: int) -> int:
+    """Unlinked files the process holds open: spooled uploads are "/tmp/tmpXXXX (deleted)"."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(fd).endswith("(deleted)")
+        except FileNotFoundError:  # a connection closed while we looked
+            continue
+    return count
+
+
 def memory(count: int, megabytes: int) -> float:
     with fake_backend() as backend, router_server("--backend", backend.url) as router:
         idle = peak_rss_mb(router.process.pid)
@@ -158,16 +169,14 @@ def memory(count: int, megabytes: int) -> float:
         statuses = asyncio.run(big_uploads(router.url, count, megabytes))
         elapsed = time.perf_counter() - started
         grown = peak_rss_mb(router.process.pid) - idle
-        fds = Path(f"/proc/{router.process.pid}/fd")
-        # Spooled uploads are unlinked temporary files: "/tmp/tmpXXXX (deleted)".
-        temp_files = [fd for fd in fds.iterdir() if os.readlink(fd).endswith("(deleted)")]
+        temp_files = deleted_files_open(router.process.pid)
     print(
         f"\n{count} uploads of {megabytes} MB at once through the router: statuses "
         f"{sorted(set(statuses))}, {count * megabytes / elapsed:.0f} MB/s"
     )
     print(
         f"Router peak memory over idle: {grown:.0f} MB (idle {idle:.0f} MB); "
-        f"temporary files open: {len(temp_files)}"
+        f"temporary files open: {temp_files}"
     )
     return grown
 

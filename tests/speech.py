@@ -13,6 +13,9 @@ import numpy as np
 import numpy.typing as npt
 
 RATE = 16_000
+# sox dithers with random noise when it lowers the bit depth; without that, the same speech
+# makes the same bytes on every run, so tests and benchmarks hear the same input each time.
+SOX = ("sox", "--no-dither")
 Samples = npt.NDArray[np.float32]
 
 
@@ -86,7 +89,7 @@ def compose(
 def wav_bytes(samples: Samples, rate: int = RATE, extra: tuple[str, ...] = ()) -> bytes:
     """A WAV file via sox; ``extra`` sets the output encoding, rate or channels."""
     return subprocess.run(
-        ["sox", "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", str(rate), "-",
+        [*SOX, "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", str(rate), "-",
          *(extra or ("-b", "16")), "-t", "wav", "-"],
         input=samples.tobytes(), check=True, capture_output=True,
     ).stdout  # fmt: skip
@@ -103,7 +106,7 @@ def raw_pcm(samples: Samples, rate: int = 24_000, encoding: str = "signed") -> b
     (``encoding`` ``mu-law`` or ``a-law``)."""
     bits = "16" if encoding == "signed" else "8"
     return subprocess.run(
-        ["sox", "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", str(RATE), "-",
+        [*SOX, "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", str(RATE), "-",
          "-t", "raw", "-e", encoding, "-b", bits, "-r", str(rate), "-"],
         input=samples.tobytes(), check=True, capture_output=True,
     ).stdout  # fmt: skip
@@ -111,7 +114,7 @@ def raw_pcm(samples: Samples, rate: int = 24_000, encoding: str = "signed") -> b
 
 def sox_encode(samples: Samples, file_type: str, extra: tuple[str, ...] = ()) -> bytes:
     return subprocess.run(
-        ["sox", "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", str(RATE), "-",
+        [*SOX, "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", str(RATE), "-",
          *extra, "-t", file_type, "-"],
         input=samples.tobytes(), check=True, capture_output=True,
     ).stdout  # fmt: skip

@@ -1,4 +1,5 @@
-"""The router's pieces on their own: balancing, reading ahead in a form, replaying a body."""
+"""The router's pieces on their own: balancing, reading ahead in a form, replaying a body,
+reloading settings."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 from stenostack.errors import ClientDisconnected
 from stenostack.router.backend import Backend
 from stenostack.router.balancer import Balancer
-from stenostack.router.body import RequestBody
-from stenostack.router.settings import OutlierEjection
+from stenostack.router.body import ReplayBudget, RequestBody
+from stenostack.router.settings import OutlierEjection, RouterSettings
 from tests.multipart import multipart
 
 
@@ -128,3 +129,21 @@ def test_a_client_leaving_mid_upload_is_noticed() -> None:
     body = RequestBody(receive, max_bytes=10**6, replay_limit=10**6)
     with pytest.raises(ClientDisconnected):
         asyncio.run(collect(body))
+
+
+def test_a_reload_takes_the_live_settings_and_names_those_that_wait_for_a_restart() -> None:
+    settings = RouterSettings(port=8080, routing="least_load", affinity_header="x-session-id")
+    fresh = RouterSettings(port=9090, routing="round_robin", affinity_header="x-user")
+    fresh.kubernetes.enabled = True
+    assert settings.take_live(fresh) == ["port", "kubernetes"]
+    assert (settings.routing, settings.affinity_header) == ("round_robin", "x-user")
+    assert (settings.port, settings.kubernetes.enabled) == (8080, False)
+
+
+def test_a_smaller_replay_budget_leaves_requests_what_they_hold() -> None:
+    budget = ReplayBudget(100)
+    assert budget.take(60)
+    budget.resize(50)
+    assert not budget.take(1)  # 60 held, 50 allowed: nothing more until they give back
+    budget.give(60)
+    assert budget.available == 50 and budget.take(50)

@@ -47,8 +47,8 @@ class AttemptAccount:
     model: str
     audio_s: float
     metrics: RouterMetrics
-    started: float = field(default_factory=time.monotonic)
-    _open: bool = True
+    started: float = field(init=False, default_factory=time.monotonic)
+    _open: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
         self.backend.begin_request(self.audio_s)
