@@ -41,8 +41,9 @@ def main() -> None:
             model = WhisperCT2(
                 resolve_model_dir(name), cpu_threads=args.threads, short_inputs=short_inputs
             )
+            rate = model.audio_config.sample_rate
             prepared = [
-                prepare_audio(decode_audio(io.BytesIO(c.wav), 16_000, 600), options) for c in clips
+                prepare_audio(decode_audio(io.BytesIO(c.wav), rate, 600), options) for c in clips
             ]
             model.transcribe(prepared[0].speech, options)  # warm up
             started = time.perf_counter()

@@ -30,14 +30,21 @@ HOP_BY_HOP = frozenset(
 REPLACED_ON_RESPONSE = frozenset({"x-request-id", "date", "server"})
 
 
+def backend_authorization(settings: RouterSettings) -> dict[str, str]:
+    """The router's own key to the backends, as a header (none when it has no key). Read
+    per request and per health check: a reloaded config may change it."""
+    key = settings.backend_api_key
+    return {"authorization": f"Bearer {key}"} if key else {}
+
+
 def upstream_request_headers(request: Request, settings: RouterSettings) -> dict[str, str]:
     headers = {
         name: value
         for name, value in request.headers.items()
         if name not in HOP_BY_HOP and name != "authorization"
     }
-    if settings.backend_api_key:
-        headers["authorization"] = f"Bearer {settings.backend_api_key}"
+    if own_key := backend_authorization(settings):
+        headers.update(own_key)
     elif "authorization" in request.headers and not settings.api_keys:
         # An open router passes the caller's own key on, for backends that check keys.
         headers["authorization"] = request.headers["authorization"]

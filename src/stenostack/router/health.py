@@ -20,6 +20,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from stenostack.router.backend import Backend
+from stenostack.router.headers import backend_authorization
 from stenostack.router.metrics import RouterMetrics
 from stenostack.router.pool import BackendPool
 from stenostack.router.settings import RouterSettings
@@ -67,9 +68,7 @@ class HealthChecker:
 
     @property
     def _headers(self) -> dict[str, str]:
-        """The router's own key to the backends (read per check: a reload may change it)."""
-        key = self.settings.backend_api_key
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        return backend_authorization(self.settings)
 
     async def _models(
         self, backend: Backend, timeout: aiohttp.ClientTimeout
