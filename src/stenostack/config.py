@@ -35,6 +35,8 @@ class EngineSettings:
     )
     # How long a batch may wait for requests still being decoded to join it.
     batch_gather_ms: float = 10.0
+    # The largest realtime WebSocket message accepted (uvicorn's ws_max_size).
+    realtime_max_message_bytes: int = 16 * 1024 * 1024
     log_level: str = "info"
 
     @property

@@ -144,3 +144,16 @@ class ClientDisconnected(APIError):
 
     def __init__(self) -> None:
         super().__init__("The client closed the connection.", code="client_disconnected")
+
+
+class RequestTimeout(APIError):
+    """The client stopped sending its request body (408): its fault, never a backend's."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    code = "request_timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"The request body stopped arriving: nothing was received for {seconds:g} s."
+        )
