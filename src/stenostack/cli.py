@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-
-import uvicorn
+from pathlib import Path
 
 from stenostack import __version__
 from stenostack.config import EngineSettings
+from stenostack.http.auth import read_key_file
+from stenostack.http.connection_flags import CONNECTION_SETTINGS, add_connection_arguments
 from stenostack.http.logs import configure_logging
+from stenostack.http.server import process_connection_limits, run_server
 from stenostack.models.registry import ModelRegistry, ModelSpec, choose_placement
 from stenostack.models.sources import ModelSourceError
 from stenostack.router.cli import add_router_command, run_router
@@ -72,10 +74,45 @@ def build_parser() -> argparse.ArgumentParser:
         "request never waits.",
     )
     serve.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        default=[],
+        help="A key callers must send as 'Authorization: Bearer KEY'; repeat for more. Keys "
+        "from --api-key-file and env STENOSTACK_API_KEYS (comma-separated) count too. "
+        "/health and /ready stay open.",
+    )
+    serve.add_argument(
+        "--api-key-file", type=Path, metavar="PATH", help="A file of API keys, one per line."
+    )
+    serve.add_argument(
+        "--realtime-max-sessions",
+        type=int,
+        default=defaults.realtime_max_sessions,
+        help="Realtime sessions open at once; more get an error event and close 1013.",
+    )
+    serve.add_argument(
+        "--realtime-idle-timeout",
+        dest="realtime_idle_timeout_s",
+        type=float,
+        default=defaults.realtime_idle_timeout_s,
+        metavar="SECONDS",
+        help="Close a realtime session whose client sends nothing this long (and waits for "
+        "no transcription).",
+    )
+    serve.add_argument(
+        "--realtime-max-pending-event-bytes",
+        type=int,
+        default=defaults.realtime_max_pending_event_bytes,
+        help="Events that may wait for a realtime client that is not reading; past it the "
+        "session is closed (1008).",
+    )
+    serve.add_argument(
         "--log-level",
         default=defaults.log_level,
         choices=["critical", "error", "warning", "info", "debug"],
     )
+    add_connection_arguments(serve, with_defaults=True)
     add_router_command(commands)
     return parser
 
@@ -94,10 +131,25 @@ def main(argv: list[str] | None = None) -> int:
         max_audio_seconds=args.max_audio_seconds,
         max_queued_audio_seconds=args.max_queued_audio_seconds,
         batch_gather_ms=args.batch_gather_ms,
+        realtime_max_sessions=args.realtime_max_sessions,
+        realtime_idle_timeout_s=args.realtime_idle_timeout_s,
+        realtime_max_pending_event_bytes=args.realtime_max_pending_event_bytes,
         log_level=args.log_level,
+        **{name: getattr(args, name) for name in CONNECTION_SETTINGS},
     )
     if args.models:
         settings.models = args.models
+    settings.api_keys += args.api_keys
+    if args.api_key_file is not None:
+        try:
+            from_file = read_key_file(args.api_key_file)
+        except OSError as exc:
+            print(f"stenostack: error: cannot read --api-key-file: {exc}", file=sys.stderr)
+            return 2
+        if not from_file:  # an empty file must not leave the engine open by mistake
+            print(f"stenostack: error: no keys in {args.api_key_file}", file=sys.stderr)
+            return 2
+        settings.api_keys += from_file
     configure_logging(settings.log_level)
     return serve(settings)
 
@@ -122,7 +174,16 @@ def serve(settings: EngineSettings) -> int:
         print(f"stenostack: error: {exc}", file=sys.stderr)
         return 2
     app = create_app(settings, registry)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    # A connection's descriptors at worst: its socket and its spooled upload.
+    limits = process_connection_limits(settings, files_per_connection=2)
+    run_server(
+        app,
+        limits,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws_max_size=settings.realtime_max_message_bytes,
+    )
     if registry.load_error:
         print(
             f"stenostack: error: loading the models failed: {registry.load_error}", file=sys.stderr

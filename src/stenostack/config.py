@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from stenostack.http.connection_limits import ConnectionLimits
 from stenostack.models.sources import DEFAULT_ALIASES, DEFAULT_MODELS
 
 
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
+
+
+def _env_list(name: str) -> list[str]:
+    """A comma-separated variable's non-empty entries."""
+    return [entry.strip() for entry in os.environ.get(name, "").split(",") if entry.strip()]
 
 
 @dataclass
@@ -35,8 +41,24 @@ class EngineSettings:
     )
     # How long a batch may wait for requests still being decoded to join it.
     batch_gather_ms: float = 10.0
+    # Connection hygiene (http/connection_limits.py): the time a client may take over its
+    # headers, between pieces of its body and between requests; its headers' size; the
+    # connections held at once (0: as many as the open-file limit leaves room for).
+    header_timeout_s: float = ConnectionLimits.header_timeout_s
+    body_timeout_s: float = ConnectionLimits.body_timeout_s
+    keep_alive_timeout_s: float = ConnectionLimits.keep_alive_timeout_s
+    max_header_bytes: int = ConnectionLimits.max_header_bytes
+    max_connections: int = 0
     # The largest realtime WebSocket message accepted (uvicorn's ws_max_size).
     realtime_max_message_bytes: int = 16 * 1024 * 1024
+    # Realtime sessions open at once (more are refused); seconds a session may go without a
+    # client message; bytes of events that may wait for a client not reading (then closed).
+    realtime_max_sessions: int = 64
+    realtime_idle_timeout_s: float = 120.0
+    realtime_max_pending_event_bytes: int = 1024 * 1024
+    # Keys callers must send as "Authorization: Bearer KEY" (none: open). Every key from
+    # STENOSTACK_API_KEYS, --api-key and --api-key-file is accepted.
+    api_keys: list[str] = field(default_factory=lambda: _env_list("STENOSTACK_API_KEYS"))
     log_level: str = "info"
 
     @property

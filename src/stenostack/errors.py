@@ -157,3 +157,31 @@ class RequestTimeout(APIError):
         super().__init__(
             f"The request body stopped arriving: nothing was received for {seconds:g} s."
         )
+
+
+class InvalidApiKey(APIError):
+    """No API key, or not one this server accepts (401), answered as OpenAI answers it."""
+
+    status_code = 401
+    error_type = "invalid_request_error"
+    code = "invalid_api_key"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Incorrect or missing API key: pass a key this server accepts as "
+            "'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+class RequestHeadersTooLarge(APIError):
+    """The request line and headers together passed the configured limit (431)."""
+
+    status_code = 431
+    error_type = "invalid_request_error"
+    code = "request_headers_too_large"
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(
+            f"The request's headers are too large: the limit is {limit_bytes} bytes in all."
+        )

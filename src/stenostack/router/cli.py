@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
+from stenostack.http.connection_flags import CONNECTION_SETTINGS, add_connection_arguments
 from stenostack.http.logs import configure_logging
+from stenostack.http.server import process_connection_limits, run_server
 from stenostack.router.settings import (
     ROUTING_POLICIES,
     RouterSettings,
@@ -53,6 +53,27 @@ def add_router_command(commands: Any) -> None:
     )
     router.add_argument("--max-upload-mb", type=float, default=None)
     router.add_argument(
+        "--realtime-max-message-bytes",
+        type=int,
+        default=None,
+        help="Largest realtime WebSocket message passed either way "
+        f"(default {defaults.realtime_max_message_bytes}).",
+    )
+    router.add_argument(
+        "--liveness-interval-s",
+        type=float,
+        default=None,
+        help=f"How often each backend's GET /health is probed "
+        f"(default {defaults.health.liveness_interval_s:g}).",
+    )
+    router.add_argument(
+        "--liveness-timeout-s",
+        type=float,
+        default=None,
+        help="A backend silent this long is taken out of rotation and its requests in "
+        f"flight retried elsewhere (default {defaults.health.liveness_timeout_s:g}).",
+    )
+    router.add_argument(
         "--k8s-label-selector",
         default=None,
         help="Discover engine pods with this label selector (turns Kubernetes discovery on).",
@@ -68,6 +89,7 @@ def add_router_command(commands: Any) -> None:
     router.add_argument(
         "--log-level", default=None, choices=["critical", "error", "warning", "info", "debug"]
     )
+    add_connection_arguments(router, with_defaults=False)
 
 
 def router_settings(args: argparse.Namespace) -> RouterSettings:
@@ -82,11 +104,16 @@ def router_settings(args: argparse.Namespace) -> RouterSettings:
         settings.backend_api_key = key
     for name in (
         "host", "port", "routing", "backend_api_key", "max_upload_mb", "log_level", "workers",
+        "realtime_max_message_bytes",
+        *CONNECTION_SETTINGS,
     ):  # fmt: skip
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     if args.backends:
         settings.backends = args.backends
+    for name in ("liveness_interval_s", "liveness_timeout_s"):
+        if getattr(args, name) is not None:
+            setattr(settings.health, name, getattr(args, name))
     if args.k8s_label_selector:
         settings.kubernetes.enabled = True
         settings.kubernetes.label_selector = args.k8s_label_selector
@@ -118,20 +145,23 @@ def run_router(args: argparse.Namespace) -> int:
         "port": settings.port,
         "log_level": settings.log_level,
         "loop": "uvloop",
-        "http": "httptools",
         "access_log": False,
+        "ws_max_size": settings.realtime_max_message_bytes,
     }
+    # A connection's descriptors at worst: its socket, its spooled body, an upstream socket.
+    limits = process_connection_limits(settings, files_per_connection=3)
     if settings.workers > 1:
         # Workers are separate processes: each builds the app from the settings it inherits.
         os.environ[SETTINGS_ENV] = settings_to_json(settings)
-        uvicorn.run(
+        run_server(
             "stenostack.router.cli:app_from_environment",
+            limits,
             factory=True,
             workers=settings.workers,
             **options,
         )
     else:
-        uvicorn.run(create_router_app(settings), **options)
+        run_server(create_router_app(settings), limits, **options)
     return 0
 
 

@@ -9,6 +9,8 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 
+from stenostack.http.connection_flags import CONNECTION_SETTINGS
+from stenostack.http.connection_limits import ConnectionLimits
 from stenostack.router.callers import CallerKey
 
 RoutingPolicy = Literal["least_load", "round_robin", "session_affinity"]
@@ -37,6 +39,10 @@ class Retries:
 class HealthChecks:
     interval_s: float = 2.0
     timeout_s: float = 10.0
+    # GET /health, which a busy engine answers at once: a backend that gives no answer for
+    # this long is out of rotation and its requests in flight are retried elsewhere.
+    liveness_interval_s: float = 1.0
+    liveness_timeout_s: float = 2.0
 
 
 @dataclass
@@ -70,6 +76,9 @@ class RouterSettings:
     api_keys: list[Any] = field(default_factory=list)
     backend_api_key: str | None = None
     max_upload_mb: float = 2000.0
+    # The largest realtime WebSocket message passed either way (uvicorn's ws_max_size
+    # toward callers, aiohttp's max_msg_size toward backends).
+    realtime_max_message_bytes: int = 16 * 1024 * 1024
     timeouts: Timeouts = field(default_factory=Timeouts)
     retries: Retries = field(default_factory=Retries)
     health: HealthChecks = field(default_factory=HealthChecks)
@@ -78,11 +87,28 @@ class RouterSettings:
     log_level: str = "info"
     config_file: Path | None = None  # watched and applied again when it changes
     workers: int = 1  # router processes sharing the port (each keeps its own state)
+    # Connection hygiene toward callers (http/connection_limits.py); max_connections is per
+    # worker, 0: as many as the open-file limit leaves room for.
+    header_timeout_s: float = ConnectionLimits.header_timeout_s
+    body_timeout_s: float = ConnectionLimits.body_timeout_s
+    keep_alive_timeout_s: float = ConnectionLimits.keep_alive_timeout_s
+    max_header_bytes: int = ConnectionLimits.max_header_bytes
+    max_connections: int = 0
 
     # Bound when the router starts (the socket, the processes, the discovery thread, the
-    # log set-up): a reloaded config file that changes them takes effect at the next start.
+    # log set-up, uvicorn's connection limits): a reloaded config file that changes them
+    # takes effect at the next start.
     STARTUP_ONLY: ClassVar[frozenset[str]] = frozenset(
-        {"host", "port", "workers", "kubernetes", "log_level", "config_file"}
+        {
+            "host",
+            "port",
+            "workers",
+            "kubernetes",
+            "log_level",
+            "config_file",
+            "realtime_max_message_bytes",
+            *CONNECTION_SETTINGS,
+        }
     )
 
     @property

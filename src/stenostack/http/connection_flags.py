@@ -1,0 +1,62 @@
+"""The command-line flags of :class:`ConnectionLimits`, the same on ``serve`` and ``router``."""
+
+from __future__ import annotations
+
+import argparse
+
+from stenostack.http.connection_limits import ConnectionLimits
+
+# The settings these flags set, by the same names on EngineSettings and RouterSettings.
+CONNECTION_SETTINGS = (
+    "header_timeout_s",
+    "body_timeout_s",
+    "keep_alive_timeout_s",
+    "max_header_bytes",
+    "max_connections",
+)
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser, *, with_defaults: bool) -> None:
+    """Add the flags; without defaults they parse to None, so that a config file's value is
+    kept unless the flag is given."""
+    limits = ConnectionLimits()
+
+    def default(value: float) -> float | None:
+        return value if with_defaults else None
+
+    parser.add_argument(
+        "--header-timeout-s",
+        type=float,
+        default=default(limits.header_timeout_s),
+        help="Seconds a client may take to send a request's headers, from opening the "
+        f"connection or its next request's first byte (default {limits.header_timeout_s:g}).",
+    )
+    parser.add_argument(
+        "--body-timeout-s",
+        type=float,
+        default=default(limits.body_timeout_s),
+        help="Seconds a request body may stop arriving before it is answered 408 "
+        f"(default {limits.body_timeout_s:g}).",
+    )
+    parser.add_argument(
+        "--keep-alive-timeout-s",
+        type=float,
+        default=default(limits.keep_alive_timeout_s),
+        help="Seconds an idle connection is kept open between requests "
+        f"(default {limits.keep_alive_timeout_s:g}).",
+    )
+    parser.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=default(limits.max_header_bytes),
+        help="Largest request line and headers together; larger is answered 431 "
+        f"(default {limits.max_header_bytes}).",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=default(0),
+        help="Connections held at once; past it a new one is answered 503 at once "
+        "(default 0: as many as the open-file limit, raised to its maximum at start-up, "
+        "leaves room for).",
+    )

@@ -1,0 +1,59 @@
+"""How long a client may take, and how much it may send, before a server lets it go; and
+how many connections a process may hold, given its open-file limit."""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+# File descriptors every process keeps apart from connections: model files, logs, the
+# listening socket, the event loop's own, library threads.
+RESERVED_FILES = 128
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    # From a connection's opening (or a kept-alive one's next byte) to its headers' end.
+    header_timeout_s: float = 10.0
+    # Longest wait for the next piece of a request body the app is reading (then 408).
+    body_timeout_s: float = 30.0
+    # Longest a connection may sit between a response and the next request.
+    keep_alive_timeout_s: float = 5.0
+    # The request line and every header together (then 431).
+    max_header_bytes: int = 64 * 1024
+    # Connections held at once; past it a new one is answered 503 at once.
+    max_connections: int = 1024
+
+
+class LimitedConfig(uvicorn.Config):
+    """uvicorn's configuration carrying :class:`ConnectionLimits` to each connection's
+    protocol; it travels to worker processes with the rest of the configuration."""
+
+    def __init__(self, app: Any, *, limits: ConnectionLimits, **options: Any) -> None:
+        # uvicorn types the keep-alive timeout as int, but only hands it to call_later.
+        keep_alive: Any = limits.keep_alive_timeout_s
+        super().__init__(app, timeout_keep_alive=keep_alive, **options)
+        self.connection_limits = limits
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's open-file soft limit to its hard limit; return the limit now in
+    force (the soft one, unchanged, where the system refuses)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            return soft
+        return hard
+    return soft
+
+
+def default_max_connections(open_files: int, files_per_connection: int) -> int:
+    """The most connections that fit in ``open_files`` when each may hold
+    ``files_per_connection`` descriptors (its socket, a spooled upload, an upstream socket),
+    after :data:`RESERVED_FILES`; at least a handful, so a tiny limit still serves."""
+    return max((open_files - RESERVED_FILES) // files_per_connection, 16)
