@@ -77,6 +77,17 @@ class EngineMetrics:
             buckets=RTF_BUCKETS,
             registry=self.registry,
         )
+        self.decodes = Counter(
+            "stenostack_decodes",
+            "Uploaded files whose decoding started (a file refused from its header or by the "
+            "queue bound is never decoded).",
+            registry=self.registry,
+        )
+        self.decodes_waiting = Gauge(
+            "stenostack_decodes_waiting",
+            "Files (and realtime turns) waiting for a decode thread; the shortest go first.",
+            registry=self.registry,
+        )
         self.realtime_sessions = Gauge(
             "stenostack_realtime_sessions",
             "Realtime transcription sessions (WebSocket connections) open now.",

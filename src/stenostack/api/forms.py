@@ -14,10 +14,10 @@ from typing import Any, Literal, get_args
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from stenostack.audio.vad_settings import FILE_VAD, VadSettings
-from stenostack.errors import InvalidRequest
+from stenostack.errors import ClientDisconnected, InvalidRequest
 from stenostack.models.base import Task, TranscriptionOptions
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
@@ -27,6 +27,9 @@ INCLUDES = ("logprobs",)
 # Bounds on the form itself: one file, a few short fields.
 MAX_FIELDS = 64
 MAX_FIELD_BYTES = 64 * 1024
+# chunking_strategy is a flat object of four short fields; a bound on its text bounds the
+# nesting depth too, so the JSON parser can never recurse past the interpreter's limit.
+MAX_CHUNKING_STRATEGY_CHARS = 1024
 # chunking_strategy's numbers and the bounds on each, checked in this order.
 VAD_FIELD_BOUNDS = (
     ("threshold", 0.0, 1.0),
@@ -59,6 +62,8 @@ async def read_form(request: Request) -> FormData:
         return await request.form(max_files=1, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES)
     except HTTPException as exc:  # Starlette reports malformed multipart this way
         raise InvalidRequest(f"Malformed multipart body: {exc.detail}") from exc
+    except ClientDisconnect:  # the client hung up mid-upload: its doing, not a server error
+        raise ClientDisconnected() from None
 
 
 def parse_audio_form(form: FormData, task: Task) -> AudioRequest:
@@ -167,10 +172,15 @@ def _chunking_strategy(form: FormData) -> VadSettings:
     fields not given keep the file defaults)."""
     fields: dict[str, Any] = {}
     raw = _text(form, "chunking_strategy")
+    if raw and len(raw) > MAX_CHUNKING_STRATEGY_CHARS:
+        raise InvalidRequest(
+            f"chunking_strategy is too long: at most {MAX_CHUNKING_STRATEGY_CHARS} characters.",
+            param="chunking_strategy",
+        )
     if raw and raw != "auto":
         try:
             decoded = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             decoded = None
         if not isinstance(decoded, dict):
             raise InvalidRequest(

@@ -4,12 +4,15 @@ from how it ended to what its metrics (and a client told in-band) say."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from stenostack.errors import APIError, ClientDisconnected
 from stenostack.metrics import EngineMetrics
+
+log = logging.getLogger(__name__)
 
 
 def reported_error(error: BaseException) -> APIError:
@@ -39,7 +42,10 @@ class RequestRecord:
 
     def failed(self, error: BaseException) -> None:
         reported = reported_error(error)
-        self._finish(reported.status_code, reported.code or reported.error_type)
+        written = self._finish(reported.status_code, reported.code or reported.error_type)
+        if written and isinstance(reported, ClientDisconnected):
+            # The client's doing: one quiet line, never a traceback.
+            log.info("%s: the client closed the connection before the answer", self.endpoint)
 
     @contextmanager
     def recording(self) -> Iterator[None]:

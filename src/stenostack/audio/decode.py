@@ -3,11 +3,19 @@
 Decoding is bounded: the decoded duration is checked against the limit as we go, so a long
 or lying file never makes us hold more than ``max_seconds`` of audio. A file that ends early
 without a decoding error (a cut WAV or MP3) is transcribed as far as it goes, as FFmpeg does.
+
+Before any of that, :func:`probe_audio` reads what the container says about its length, so
+the engine can refuse a file that declares too much at once and admit the rest by their
+expected length; ``budget_seconds`` then stops a decode whose file turns out longer than it
+said, so it can be put back among the long ones.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -27,6 +35,15 @@ TRUNCATION_TOLERANCE = 0.9
 # Besides, this much is forgiven: a declared duration is only approximate (rounded headers,
 # encoder delay and padding), and 10 % of a short file is too little to judge by.
 TRUNCATION_SLACK_SECONDS = 0.5
+# Containers whose declared length comes from the stream's own timestamps or sample counts.
+# Elsewhere (MP3, ADTS AAC, ...) FFmpeg guesses it from the first frames' bit rate, which
+# can be off several times for variable bit rates, so it orders work but never refuses it.
+DURATION_TRUSTED_FORMATS = frozenset(
+    {"ogg", "matroska,webm", "mov,mp4,m4a,3gp,3g2,mj2", "flac", "wav", "aiff", "caf", "w64"}
+)
+# A file that declares nothing is assumed to be this dense (a low speech bit rate), so its
+# size gives an estimate of its length; decoding settles the truth.
+ASSUMED_BITS_PER_SECOND = 32_000
 
 
 @dataclass(frozen=True)
@@ -39,16 +56,91 @@ class DecodedAudio:
         return len(self.samples) / self.sample_rate
 
 
+@dataclass(frozen=True)
+class AudioProbe:
+    """What a file says of its length before it is decoded."""
+
+    declared_seconds: float | None  # None: the container does not say
+    estimated_seconds: float  # the declaration, or a guess from the file's size
+
+
 class AudioTooLong(InvalidAudio):
-    def __init__(self, seconds: float, limit: float) -> None:
+    def __init__(self, seconds: float, limit: float, *, at_least: bool = False) -> None:
+        length = f"longer than {seconds:.0f} s" if at_least else f"{seconds:.0f} s long"
         super().__init__(
-            f"The audio is {seconds:.0f} s long; this server accepts at most {limit:.0f} s.",
+            f"The audio is {length}; this server accepts at most {limit:.0f} s.",
             code="audio_too_long",
         )
 
 
-def decode_audio(source: BinaryIO, sample_rate: int, max_seconds: float) -> DecodedAudio:
-    """Decode the first audio stream of ``source``, mixed to mono and resampled."""
+class DecodeBudgetExceeded(Exception):
+    """The file decodes to more than it was admitted for (not an API error: the engine
+    decodes it again as the long file it is)."""
+
+
+def probe_audio(source: BinaryIO, max_seconds: float) -> AudioProbe:
+    """Read the container's header, not its audio; refuse at once a file whose trustworthy
+    declaration is over ``max_seconds``. Leaves ``source`` at its start."""
+    size = _size(source)
+    with _open_audio(source) as (container, stream):
+        declared = _declared_seconds(container, stream)
+        trusted = declared is not None and container.format.name in DURATION_TRUSTED_FORMATS
+        if declared is not None and stream.codec_context.name.startswith("pcm_"):
+            # Raw samples cannot be denser than their format: a WAV streamed through a pipe
+            # declares ~12 hours, and its size tells the truth.
+            bytes_per_second = stream.rate * stream.channels * stream.format.bytes
+            declared = min(declared, size / max(bytes_per_second, 1))
+    source.seek(0)
+    if trusted and declared is not None and declared > max_seconds:
+        raise AudioTooLong(declared, max_seconds)
+    estimate = declared if declared is not None else size * 8 / ASSUMED_BITS_PER_SECOND
+    return AudioProbe(declared, min(estimate, max_seconds))
+
+
+def decode_audio(
+    source: BinaryIO,
+    sample_rate: int,
+    max_seconds: float,
+    *,
+    budget_seconds: float | None = None,
+) -> DecodedAudio:
+    """Decode the first audio stream of ``source``, mixed to mono and resampled.
+
+    Past ``max_seconds`` the file is refused (:class:`AudioTooLong`); past a smaller
+    ``budget_seconds`` decoding stops with :class:`DecodeBudgetExceeded`.
+    """
+    stop_at = max_seconds if budget_seconds is None else min(budget_seconds, max_seconds)
+    with _open_audio(source) as (container, stream):
+        # Headers can lie, so the limit is enforced on what is decoded as well.
+        declared = _declared_seconds(container, stream)
+        pieces, clean_end = _decode_stream(container, stream, sample_rate, stop_at)
+    decoded = sum(len(piece) for piece in pieces) / sample_rate
+    if decoded > stop_at:
+        # Judged before the pieces are joined, and dropped before raising (the exception's
+        # traceback would keep them alive), so a refused file costs one copy, briefly.
+        pieces.clear()
+        if decoded > max_seconds:
+            raise AudioTooLong(max_seconds, max_seconds, at_least=True)
+        raise DecodeBudgetExceeded(f"decoded past the budget of {stop_at:.0f} s")
+    samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
+
+    if decoded == 0:
+        raise InvalidAudio("The file contains no audio samples.", code="empty_audio")
+    least_expected = declared * TRUNCATION_TOLERANCE - TRUNCATION_SLACK_SECONDS if declared else 0
+    if not clean_end and decoded < least_expected:
+        raise InvalidAudio(
+            f"The file is corrupt or truncated: its header declares {declared:.1f} s of audio "
+            f"but decoding failed after {decoded:.1f} s.",
+            code="truncated_audio",
+        )
+    return DecodedAudio(samples, sample_rate)
+
+
+@contextmanager
+def _open_audio(
+    source: BinaryIO,
+) -> Iterator[tuple[av.container.InputContainer, av.audio.stream.AudioStream]]:
+    """The container and its first audio stream, checked to be decodable audio."""
     if _is_empty(source):
         raise InvalidAudio("The uploaded file is empty.", code="empty_file")
     try:
@@ -69,22 +161,7 @@ def decode_audio(source: BinaryIO, sample_rate: int, max_seconds: float) -> Deco
                 f"{MAX_SOURCE_RATE} Hz.",
                 code="unsupported_sample_rate",
             )
-        # Headers can lie (a WAV streamed through a pipe declares ~12 hours), so the limit
-        # is enforced on what is decoded, never on what the file declares.
-        declared = _declared_seconds(container, stream)
-        samples, clean_end = _decode_stream(container, stream, sample_rate, max_seconds)
-
-    decoded = len(samples) / sample_rate
-    if decoded == 0:
-        raise InvalidAudio("The file contains no audio samples.", code="empty_audio")
-    least_expected = declared * TRUNCATION_TOLERANCE - TRUNCATION_SLACK_SECONDS if declared else 0
-    if not clean_end and decoded < least_expected:
-        raise InvalidAudio(
-            f"The file is corrupt or truncated: its header declares {declared:.1f} s of audio "
-            f"but decoding failed after {decoded:.1f} s.",
-            code="truncated_audio",
-        )
-    return DecodedAudio(samples, sample_rate)
+        yield container, stream
 
 
 def _decode_stream(
@@ -92,8 +169,9 @@ def _decode_stream(
     stream: av.audio.stream.AudioStream,
     sample_rate: int,
     max_seconds: float,
-) -> tuple[Int16Audio, bool]:
-    """Decode and resample; return the samples and whether decoding ended without error."""
+) -> tuple[list[Int16Audio], bool]:
+    """Decode and resample up to just past ``max_seconds``; return the pieces and whether
+    decoding ended without error. The caller judges a result over the limit."""
     resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
     limit = int(max_seconds * sample_rate)
     pieces: list[Int16Audio] = []
@@ -105,18 +183,15 @@ def _decode_stream(
             for out in resampler.resample(frame):
                 total += _append(pieces, out)
             if total > limit:
-                raise AudioTooLong(total / sample_rate, max_seconds)
-        for out in resampler.resample(None):
-            total += _append(pieces, out)
+                break
+        else:
+            for out in resampler.resample(None):
+                total += _append(pieces, out)
     except (av.FFmpegError, ValueError) as exc:
         # A corrupt packet mid-stream: keep what decoded; the truncation check judges it.
         log.info("decoding stopped early: %s", exc)
         clean_end = False
-    if total > limit:
-        raise AudioTooLong(total / sample_rate, max_seconds)
-    if not pieces:
-        return np.zeros(0, dtype=np.int16), clean_end
-    return np.concatenate(pieces), clean_end
+    return pieces, clean_end
 
 
 def _append(pieces: list[Int16Audio], frame: av.AudioFrame) -> int:
@@ -133,6 +208,13 @@ def _declared_seconds(
     if container.duration is not None:
         return container.duration / av.time_base
     return None
+
+
+def _size(source: BinaryIO) -> int:
+    position = source.tell()
+    size = source.seek(0, os.SEEK_END)
+    source.seek(position)
+    return size
 
 
 def _is_empty(source: BinaryIO) -> bool:

@@ -1,7 +1,10 @@
 """The engine: takes a request from upload to transcript, off the event loop.
 
-Decoding (PyAV) and voice activity detection run on a pool of threads sized to the cores.
-Each model then has one scheduler thread (see :mod:`stenostack.engine.scheduler`) that
+A file's length is read from its header first, so a file that declares too much is refused
+at once and the rest are admitted against the model's queue bound (or refused with 429)
+before any decoding. Decoding (PyAV) and voice activity detection then run on the decode
+lanes (:mod:`stenostack.engine.decode_lanes`), shortest file first. Each model then has one
+scheduler thread (see :mod:`stenostack.engine.scheduler`) that
 batches the model calls of every request in flight; CTranslate2 releases the GIL and spreads
 each call over the cores, so the event loop stays free to serve HTTP while the model works.
 """
@@ -9,15 +12,23 @@ each call over the cores, so the event loop stays free to serve HTTP while the m
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from stenostack.audio.decode import DecodedAudio, decode_audio
+from stenostack.audio.decode import (
+    DecodeBudgetExceeded,
+    DecodedAudio,
+    decode_audio,
+    probe_audio,
+)
 from stenostack.engine.admission import AudioQueueBound
+from stenostack.engine.decode_lanes import DecodeLanes
+from stenostack.engine.memory import release_free_memory
 from stenostack.engine.pipeline import (
     PreparedAudio,
     finish_transcript,
@@ -34,6 +45,8 @@ from stenostack.models.base import (
     TranscriptionOptions,
 )
 from stenostack.models.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +65,12 @@ class EngineLimits:
     max_queued_audio_seconds: float
     # How long a batch may wait for requests that are being decoded to join it.
     gather_window_s: float
+    # Files expected to be longer than this are "long": they may hold only some of the
+    # decode threads at once, so one is always free for short clips.
+    long_decode_seconds: float = 600.0
+    # A file that decodes to more than max(2 x, + this) its expected length is stopped and
+    # decoded again as a long file (its header lied, or gave no length).
+    decode_budget_slack_seconds: float = 60.0
 
 
 class Engine:
@@ -61,9 +80,14 @@ class Engine:
         self.registry = registry
         self.metrics = metrics
         self.limits = limits
-        self._preparers = ThreadPoolExecutor(
-            max_workers=max(os.cpu_count() or 1, 1), thread_name_prefix="prepare"
+        workers = max(os.cpu_count() or 1, 2)
+        self._lanes = DecodeLanes(
+            workers,
+            long_seconds=limits.long_decode_seconds,
+            max_long=workers - 1,
+            on_idle=release_free_memory,
         )
+        metrics.decodes_waiting.set_function(self._lanes.waiting)
         self._schedulers: dict[str, BatchScheduler] = {}
         self._bounds: dict[str, AudioQueueBound] = {}
 
@@ -86,25 +110,38 @@ class Engine:
     ) -> EngineResult:
         """Transcribe ``source``: a file to decode, or audio already decoded.
 
-        ``on_admitted`` is called once the audio is decoded and the model has accepted the
-        work, so a streaming response knows that no 4xx can come any more. ``on_delta`` is
-        called on the event loop with each piece of text as soon as it is final. Cancelling
-        the caller's task cancels the remaining work.
+        A file is admitted by its expected length before it is decoded, so a full queue
+        answers 429 without decoding anything. ``on_admitted`` is called once the audio is
+        decoded and the model has accepted the work, so a streaming response knows that no
+        4xx can come any more. ``on_delta`` is called on the event loop with each piece of
+        text as soon as it is final. Cancelling the caller's task cancels the remaining work.
         """
         root, model, options = self.model_for(model_name, options)
         scheduler = self._scheduler(root, model)
+        bound = self._bound(root)
         loop = asyncio.get_running_loop()
         with scheduler.preparing():
-            prepared: PreparedAudio = await loop.run_in_executor(
-                self._preparers, self._prepare, model, source, options
-            )
+            if isinstance(source, DecodedAudio):
+                expected = source.duration
+            else:
+                max_seconds = self.limits.max_audio_seconds
+                probe = await self._lanes.run(
+                    0.0, functools.partial(probe_audio, source, max_seconds)
+                )
+                expected = probe.estimated_seconds
+            bound.admit(expected, scheduler.busy_seconds())
+            try:
+                prepared = await self._prepare(model, source, options, expected)
+                bound.settle(expected, prepared.duration, scheduler.busy_seconds())
+            except BaseException:
+                _release(bound, expected, finished=False)
+                raise
         if prepared.is_silent:
+            _release(bound, prepared.duration, finished=False)
             if on_admitted is not None:
                 on_admitted()
             return EngineResult(silent_transcript(model, options, prepared.duration), model)
 
-        bound = self._bound(root)
-        bound.admit(prepared.duration, scheduler.busy_seconds())
         if on_admitted is not None:
             on_admitted()
         finished = False
@@ -119,17 +156,42 @@ class Engine:
             ticket.cancel()
             raise
         finally:
-            bound.release(prepared.duration, finished=finished)
+            _release(bound, prepared.duration, finished=finished)
         if prepared.duration > 0:
             rtf = (time.perf_counter() - started) / prepared.duration
             self.metrics.real_time_factor.labels(root).observe(rtf)
         return EngineResult(finish_transcript(transcript, prepared, model.audio_config), model)
 
-    def _prepare(
+    async def _prepare(
         self,
         model: SpeechToTextModel,
         source: BinaryIO | DecodedAudio,
         options: TranscriptionOptions,
+        expected: float,
+    ) -> PreparedAudio:
+        """Decode and find the speech on the decode lanes, in turn with other files by
+        ``expected`` length; a file that outgrows its budget goes back as a long one."""
+        if isinstance(source, DecodedAudio) or expected > self.limits.long_decode_seconds:
+            budget = None
+        else:
+            budget = max(2 * expected, expected + self.limits.decode_budget_slack_seconds)
+        prepare = functools.partial(self._decode_and_find_speech, model, source, options)
+        try:
+            return await self._lanes.run(expected, functools.partial(prepare, budget))
+        except DecodeBudgetExceeded:
+            log.info(
+                "a file expected to last %.0f s decodes to more; decoding it as long", expected
+            )
+            return await self._lanes.run(
+                self.limits.max_audio_seconds, functools.partial(prepare, None)
+            )
+
+    def _decode_and_find_speech(
+        self,
+        model: SpeechToTextModel,
+        source: BinaryIO | DecodedAudio,
+        options: TranscriptionOptions,
+        budget_seconds: float | None,
     ) -> PreparedAudio:
         sample_rate = model.audio_config.sample_rate
         if isinstance(source, DecodedAudio):
@@ -137,7 +199,11 @@ class Engine:
                 raise ValueError(f"audio at {source.sample_rate} Hz for a {sample_rate} Hz model")
             audio = source
         else:
-            audio = decode_audio(source, sample_rate, self.limits.max_audio_seconds)
+            self.metrics.decodes.inc()
+            source.seek(0)
+            audio = decode_audio(
+                source, sample_rate, self.limits.max_audio_seconds, budget_seconds=budget_seconds
+            )
         return prepare_audio(audio, options)
 
     def _scheduler(self, root: str, model: SpeechToTextModel) -> BatchScheduler:
@@ -157,9 +223,16 @@ class Engine:
         return self._bounds[root]
 
     def shutdown(self) -> None:
-        self._preparers.shutdown(wait=False, cancel_futures=True)
+        self._lanes.close()
         for scheduler in self._schedulers.values():
             scheduler.close()
+
+
+def _release(bound: AudioQueueBound, seconds: float, *, finished: bool) -> None:
+    bound.release(seconds, finished=finished)
+    if bound.admitted_seconds == 0:
+        # Idle again: what the work allocated goes back to the system, off the event loop.
+        asyncio.get_running_loop().run_in_executor(None, release_free_memory)
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop, sink: DeltaSink | None) -> DeltaSink | None:

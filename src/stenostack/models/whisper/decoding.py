@@ -20,6 +20,11 @@ NO_SPEECH_THRESHOLD = 0.6
 # likely noisy and conditioning on it propagates errors.
 PROMPT_RESET_TEMPERATURE = 0.5
 DEFAULT_TEMPERATURE_LADDER = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+# A window may decode this many times its token limit in all (every temperature of the
+# fallback, each sampled hypothesis, the padded retry): its cost stays proportional to its
+# audio whatever the prompt makes the decoder do. Real speech that needs a fallback stops
+# well short of the limit, so it still climbs the whole ladder.
+MAX_DECODE_PASSES = 8
 
 
 def temperature_ladder(temperature: float) -> tuple[float, ...]:
@@ -33,6 +38,23 @@ def compression_ratio(text: str) -> float:
     if not data:
         return 0.0
     return len(data) / len(zlib.compress(data))
+
+
+@dataclass
+class TokenBudget:
+    """The tokens one window may still decode."""
+
+    remaining: int
+
+    @classmethod
+    def for_window(cls, token_limit: int) -> TokenBudget:
+        return cls(MAX_DECODE_PASSES * token_limit)
+
+    def allows(self, tokens: int) -> bool:
+        return tokens <= self.remaining
+
+    def spend(self, tokens: int) -> None:
+        self.remaining -= tokens
 
 
 @dataclass

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -48,6 +49,7 @@ from stenostack.models.whisper.decoding import (
     PROMPT_RESET_TEMPERATURE,
     DecodeAttempt,
     RawSegment,
+    TokenBudget,
     best_of_failed,
     compression_ratio,
     split_by_timestamps,
@@ -55,6 +57,7 @@ from stenostack.models.whisper.decoding import (
 )
 from stenostack.models.whisper.steps import (
     MAX_DECODER_TOKENS,
+    SAMPLING_BEST_OF,
     Align,
     DetectLanguage,
     Encode,
@@ -184,15 +187,22 @@ class WhisperCT2(SpeechToTextModel):
             # The user's prompt is kept whole; decoded text is trimmed to a shared length.
             context = history if history == user_prompt else trim_to_bucket(history)
             prompt = self._build_prompt(tokenizer, context)
+            budget = TokenBudget.for_window(token_limit(window_frames, len(prompt)))
             attempt = yield from self._decode(
-                encoded, prompt, tokenizer, options.temperature, window_frames, input_frames
+                encoded, prompt, tokenizer, options.temperature, window_frames, input_frames, budget
             )
             if attempt is None:
                 log.debug("window at %d looped on a %d-frame input; padding", seek, input_frames)
                 self.padded_after_loop += 1
                 encoded = yield Encode(window, WINDOW_FRAMES)
                 attempt = yield from self._decode(
-                    encoded, prompt, tokenizer, options.temperature, window_frames, WINDOW_FRAMES
+                    encoded,
+                    prompt,
+                    tokenizer,
+                    options.temperature,
+                    window_frames,
+                    WINDOW_FRAMES,
+                    budget,
                 )
                 assert attempt is not None  # a full-length window never counts as looping
             if attempt.is_silence:
@@ -279,40 +289,65 @@ class WhisperCT2(SpeechToTextModel):
         temperature: float,
         window_frames: int,
         input_frames: int,
+        budget: TokenBudget,
     ) -> WindowDecode:
-        """Decode with Whisper's temperature fallback, redoing only this window.
+        """Decode with Whisper's temperature fallback, redoing only this window, within the
+        window's token ``budget``. With earlier text in the prompt, one greedy attempt also
+        goes without it: right after an attempt that loops (the prompt is the likely cause,
+        as with a prompt that repeats itself), else once every temperature has failed.
 
         Returns None when a shortened input made the decoder loop (too many tokens for the
         audio, or text that compresses like a loop): the caller pads the window to 30 s.
         """
         shortened = input_frames < WINDOW_FRAMES
-        limit = token_limit(window_frames, input_frames, len(prompt))
-        sot_index = prompt.index(tokenizer.sot)
-        attempts = []
-        for t in temperature_ladder(temperature):
-            hypotheses: Hypotheses = yield Generate(encoded, prompt, sot_index, t, limit)
-            best = int(np.argmax(hypotheses.scores))
-            tokens = hypotheses.sequences[best]
-            text = tokenizer.decode([tok for tok in tokens if tok < tokenizer.timestamp_begin])
-            # CTranslate2 scores are normalised by length; Whisper averages over length + 1.
-            avg_logprob = hypotheses.scores[best] * len(tokens) / (len(tokens) + 1)
-            attempt = DecodeAttempt(
-                tokens=tokens,
-                text=text,
-                temperature=t,
-                avg_logprob=avg_logprob,
-                compression_ratio=compression_ratio(text),
-                no_speech_prob=hypotheses.no_speech_prob,
+        plain = prompt[prompt.index(tokenizer.sot) :]
+        # Each try: whether it keeps the earlier text, and its temperature.
+        pending = deque((True, t) for t in temperature_ladder(temperature))
+        if plain != prompt:
+            pending.append((False, 0.0))
+        attempts: list[DecodeAttempt] = []
+        while pending:
+            with_context, t = pending.popleft()
+            try_prompt = prompt if with_context else plain
+            limit = token_limit(window_frames, len(try_prompt))
+            if attempts and with_context:
+                # Expect this temperature to decode as much as the last, per hypothesis.
+                expected = len(attempts[-1].tokens) * (1 if t == 0 else SAMPLING_BEST_OF)
+                if not budget.allows(expected):
+                    continue
+            hypotheses: Hypotheses = yield Generate(
+                encoded, try_prompt, try_prompt.index(tokenizer.sot), t, limit
             )
+            budget.spend(sum(len(sequence) for sequence in hypotheses.sequences))
+            attempt = self._attempt(hypotheses, tokenizer, t)
             looping = (
-                len(tokens) >= limit or attempt.compression_ratio > COMPRESSION_RATIO_THRESHOLD
+                len(attempt.tokens) >= limit
+                or attempt.compression_ratio > COMPRESSION_RATIO_THRESHOLD
             )
             if shortened and looping:
                 return None
             attempts.append(attempt)
             if not attempt.needs_fallback:
                 return attempt
+            if looping and with_context and pending and not pending[-1][0]:
+                pending.appendleft(pending.pop())  # the plain try goes next
         return best_of_failed(attempts)
+
+    @staticmethod
+    def _attempt(hypotheses: Hypotheses, tokenizer: Tokenizer, temperature: float) -> DecodeAttempt:
+        best = int(np.argmax(hypotheses.scores))
+        tokens = hypotheses.sequences[best]
+        text = tokenizer.decode([tok for tok in tokens if tok < tokenizer.timestamp_begin])
+        # CTranslate2 scores are normalised by length; Whisper averages over length + 1.
+        avg_logprob = hypotheses.scores[best] * len(tokens) / (len(tokens) + 1)
+        return DecodeAttempt(
+            tokens=tokens,
+            text=text,
+            temperature=temperature,
+            avg_logprob=avg_logprob,
+            compression_ratio=compression_ratio(text),
+            no_speech_prob=hypotheses.no_speech_prob,
+        )
 
     def _segment(
         self, index: int, seek: int, raw: RawSegment, attempt: DecodeAttempt, tokenizer: Tokenizer

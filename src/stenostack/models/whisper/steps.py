@@ -39,8 +39,9 @@ INPUT_STEP_FRAMES = 500
 # Whisper loops (repeats the last sentence to the token limit) when the input ends right
 # after the speech; this much trailing silence keeps it on track.
 TRAILING_SILENCE_FRAMES = 300
-# The most text tokens a shortened window may decode, per second of its audio, plus a
-# margin: far above real speech (about 4 a second, timestamps included), far below a loop.
+# The most text tokens a window may decode, per second of its audio, plus a margin: far
+# above real speech (about 4 a second, timestamps included), far below a loop. Whatever
+# the prompt, one decode of a window costs at most this.
 MAX_TEXT_TOKENS_PER_SECOND = 12
 TOKEN_LIMIT_MARGIN = 24
 
@@ -51,14 +52,12 @@ def encoder_input_frames(content_frames: int) -> int:
     return min(math.ceil(needed / INPUT_STEP_FRAMES) * INPUT_STEP_FRAMES, WINDOW_FRAMES)
 
 
-def token_limit(content_frames: int, input_frames: int, prompt_length: int) -> int:
-    """How many tokens a window may decode before it counts as looping."""
-    limit = MAX_DECODER_TOKENS - prompt_length
-    if input_frames < WINDOW_FRAMES:
-        seconds = content_frames / FRAMES_PER_SECOND
-        rate_limit = TOKEN_LIMIT_MARGIN + math.ceil(seconds * MAX_TEXT_TOKENS_PER_SECOND)
-        limit = min(limit, rate_limit)
-    return limit
+def token_limit(content_frames: int, prompt_length: int) -> int:
+    """How many tokens a window may decode: what its audio could hold (more is a loop, on
+    a shortened input, or the tail of one, on a full one), and what the decoder has room for."""
+    seconds = content_frames / FRAMES_PER_SECOND
+    rate_limit = TOKEN_LIMIT_MARGIN + math.ceil(seconds * MAX_TEXT_TOKENS_PER_SECOND)
+    return min(MAX_DECODER_TOKENS - prompt_length, rate_limit)
 
 
 # -- the steps -----------------------------------------------------------------------------
