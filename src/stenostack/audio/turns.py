@@ -27,6 +27,9 @@ from stenostack.audio.vad_settings import VadSettings
 VAD_SAMPLE_RATE = 16_000
 FRAME_SAMPLES = 512  # 32 ms: the frame Silero VAD is trained on at 16 kHz
 CONTEXT_SAMPLES = 64
+# Frames judged in one model call: the ONNX runtime keeps (and never returns) scratch memory
+# sized for its largest call, ~10 kB per frame, so a long append is judged in batches.
+BATCH_FRAMES = 256
 # Below threshold minus this, a frame counts as silence (Silero's hysteresis).
 HYSTERESIS = 0.15
 # A turn that reaches the length limit is cut in the longest pause of its last seconds.
@@ -47,6 +50,13 @@ class StreamingVad:
 
     def probabilities(self, samples: Int16Audio) -> npt.NDArray[np.float32]:
         """One probability per frame completed by ``samples`` (a remainder waits)."""
+        step = BATCH_FRAMES * FRAME_SAMPLES
+        batches = [
+            self._judge(samples[start : start + step]) for start in range(0, len(samples), step)
+        ]
+        return np.concatenate(batches) if batches else np.zeros(0, dtype=np.float32)
+
+    def _judge(self, samples: Int16Audio) -> npt.NDArray[np.float32]:
         audio = np.concatenate([self._pending, to_float32(samples)])
         count = len(audio) // FRAME_SAMPLES
         self._pending = audio[count * FRAME_SAMPLES :]

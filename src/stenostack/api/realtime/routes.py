@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 
 from fastapi import APIRouter
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stenostack.api.realtime import events
-from stenostack.api.realtime.session import RealtimeSession
+from stenostack.api.realtime.limits import RealtimeLimits, SessionSlots
+from stenostack.api.realtime.session import CLOSE_POLICY, CLOSE_TRY_LATER, RealtimeSession
+from stenostack.config import EngineSettings
 from stenostack.engine.engine import Engine
 from stenostack.metrics import EngineMetrics
 
@@ -18,9 +21,6 @@ router = APIRouter()
 # Browsers cannot set headers on a WebSocket, so OpenAI's browser clients name the protocol
 # (and pass credentials) as subprotocols; the connection must echo "realtime" back.
 SUBPROTOCOL = "realtime"
-# WebSocket close codes: policy violation, and "try again later".
-CLOSE_POLICY = 1008
-CLOSE_TRY_LATER = 1013
 
 
 @router.websocket("/v1/realtime")
@@ -50,12 +50,36 @@ async def realtime(websocket: WebSocket) -> None:
         )
         return
 
-    session = RealtimeSession(websocket, engine, metrics)
-    metrics.realtime_sessions.inc()
+    settings: EngineSettings = websocket.app.state.settings
+    limits = RealtimeLimits.from_settings(settings)
+    slots = _session_slots(websocket, limits)
+    if not slots.take():
+        await _refuse(
+            websocket,
+            f"This server is serving its limit of {slots.limit} realtime sessions; "
+            "reconnect later.",
+            code="session_limit_reached",
+            close_code=CLOSE_TRY_LATER,
+        )
+        return
     try:
-        await session.serve()
+        session = RealtimeSession(websocket, engine, metrics, limits)
+        metrics.realtime_sessions.inc()
+        try:
+            await session.serve()
+        finally:
+            metrics.realtime_sessions.dec()
     finally:
-        metrics.realtime_sessions.dec()
+        slots.give_back()
+
+
+def _session_slots(websocket: WebSocket, limits: RealtimeLimits) -> SessionSlots:
+    """The engine's one count of open sessions, made with its first session."""
+    state = websocket.app.state
+    slots: SessionSlots | None = getattr(state, "realtime_slots", None)
+    if slots is None:
+        slots = state.realtime_slots = SessionSlots(limits.max_sessions)
+    return slots
 
 
 async def _refuse(
@@ -63,7 +87,8 @@ async def _refuse(
 ) -> None:
     """Say why in an error event, then close with a code and reason."""
     error_type = "server_error" if close_code == CLOSE_TRY_LATER else "invalid_request_error"
-    await websocket.send_text(
-        json.dumps(events.error(message, code=code, param=param, error_type=error_type))
-    )
-    await websocket.close(code=close_code, reason=message[:120])
+    with suppress(WebSocketDisconnect):  # a client already gone needs no reason
+        await websocket.send_text(
+            json.dumps(events.error(message, code=code, param=param, error_type=error_type))
+        )
+        await websocket.close(code=close_code, reason=message[:120])

@@ -6,26 +6,37 @@ client commits. Every committed turn becomes a user item whose audio goes throug
 engine (and so through the same batch scheduler as uploaded files), its text coming back as
 ``…input_audio_transcription.delta`` events and one ``.completed``. A message the session
 cannot use gets an ``error`` event naming what was wrong, and the session goes on.
+
+A session is bounded: its events wait in an :class:`Outbox` of limited size (a client that
+does not read is closed), it is closed after ``idle_timeout_s`` without a client message,
+its buffer holds at most ``MAX_BUFFER_SECONDS``, and its turns go to the engine one at a
+time (``MAX_TURNS_IN_FLIGHT``), with at most ``MAX_QUEUED_TURN_SECONDS`` waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stenostack.api.realtime import events
+from stenostack.api.realtime.client_events import (
+    ClientEventError,
+    decode_audio,
+    parse_client_event,
+)
 from stenostack.api.realtime.config import (
     SessionConfig,
     SessionUpdateError,
     TranscriptionSettings,
     apply_update,
 )
+from stenostack.api.realtime.limits import RealtimeLimits
+from stenostack.api.realtime.outbox import Outbox
 from stenostack.api.request_record import RequestRecord, reported_error
 from stenostack.audio.decode import DecodedAudio
 from stenostack.audio.live_buffer import LiveBuffer
@@ -33,7 +44,7 @@ from stenostack.audio.live_input import LiveAudioConverter
 from stenostack.audio.samples import Int16Audio
 from stenostack.audio.turns import StreamingVad, TurnDetector, TurnEvent
 from stenostack.engine.engine import Engine
-from stenostack.errors import APIError
+from stenostack.errors import APIError, EngineOverloaded
 from stenostack.metrics import EngineMetrics
 from stenostack.models.base import TextDelta, TranscriptionOptions
 
@@ -43,6 +54,20 @@ log = logging.getLogger(__name__)
 MAX_TURN_SECONDS = 30.0
 # Without server VAD the client commits; until then the buffer holds at most this much.
 MAX_BUFFER_SECONDS = 900.0
+# Turns of one session transcribed at once; later ones wait, in order. The scheduler takes
+# turns between requests, so a file waits longer the more requests it runs beside: a
+# session flooding it with turns pushed files back by ~50 s; this way a session is one.
+MAX_TURNS_IN_FLIGHT = 1
+# Audio a session may have committed and not yet transcribed; a turn past it fails at once
+# (a client sending faster than the engine can follow is told, not queued without end).
+MAX_QUEUED_TURN_SECONDS = 120.0
+# WebSocket close codes (RFC 6455): going away (OpenAI's, for an expired session), policy
+# violation, and "try again later".
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TRY_LATER = 1013
+# The closing handshake with a client that may not be reading waits at most this long.
+CLOSE_GRACE_S = 10.0
 # OpenAI refuses to commit less than this.
 MIN_COMMIT_MS = 100
 # Events of a conversation (model responses), which a transcription session does not have.
@@ -59,21 +84,27 @@ CONVERSATION_EVENTS = frozenset(
 )
 
 
-class ClientEventError(Exception):
-    """A client event the session cannot use; answered with an ``error`` event."""
+@dataclass(frozen=True)
+class SessionEnd:
+    """Why the server ends a session: said in an error event, then in the close frame."""
 
-    def __init__(self, message: str, code: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.param = param
+    message: str
+    code: str
+    close_code: int
 
 
 class RealtimeSession:
-    def __init__(self, websocket: WebSocket, engine: Engine, metrics: EngineMetrics) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        engine: Engine,
+        metrics: EngineMetrics,
+        limits: RealtimeLimits,
+    ) -> None:
         self.websocket = websocket
         self.engine = engine
         self.metrics = metrics
+        self.limits = limits
         self.id = events.new_id("sess")
         default_model = engine.registry.default_name()
         self.config = SessionConfig.default(default_model)
@@ -88,40 +119,97 @@ class RealtimeSession:
         self._turn_item: str | None = None  # the item id of the turn being spoken
         self._last_item: str | None = None
         self._transcriptions: set[asyncio.Task[None]] = set()
-        self._outbox: asyncio.Queue[events.Event] = asyncio.Queue()
+        self._transcribing = asyncio.Semaphore(MAX_TURNS_IN_FLIGHT)
+        self._queued_turn_samples = 0  # committed, not yet transcribed
+        self.outbox = Outbox(limits.max_pending_event_bytes)
 
     async def serve(self) -> None:
-        """Run until the client disconnects; then drop the work still in flight."""
-        writer = asyncio.create_task(self._write())
+        """Run until the client disconnects or the session must end; then drop the work
+        still in flight."""
+        writer = asyncio.create_task(self.outbox.send_all(self.websocket))
         self.emit(events.event("session.created", session=self.config.to_wire(self.id)))
         try:
-            while True:
-                message = await self.websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                await self._receive(message.get("text"))
+            end = await self._serve_client(writer)
         finally:
             for task in self._transcriptions:
                 task.cancel()
             await asyncio.gather(*self._transcriptions, return_exceptions=True)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+        if end is not None:
+            await self._close(end)
 
     def emit(self, event: events.Event) -> None:
         """Queue an event for the client; one writer keeps them in order."""
-        self._outbox.put_nowait(event)
+        self.outbox.put(event)
 
-    async def _write(self) -> None:
-        while True:
-            event = await self._outbox.get()
-            await self.websocket.send_text(json.dumps(event, ensure_ascii=False))
+    async def _serve_client(self, writer: asyncio.Task[None]) -> SessionEnd | None:
+        """Handle client messages until the client leaves (None) or the session must end."""
+        overflowed = asyncio.create_task(self.outbox.overflowed.wait())
+        receiving: asyncio.Task[Any] | None = None
+        try:
+            while True:
+                if receiving is None:
+                    receiving = asyncio.create_task(self.websocket.receive())
+                done, _ = await asyncio.wait(
+                    {receiving, overflowed, writer},
+                    timeout=self.limits.idle_timeout_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if overflowed in done:
+                    return self._slow_reader_end()
+                if writer in done:  # a send failed: the client is gone
+                    return None
+                if not done:
+                    if self._transcriptions:  # still owed text: not idle
+                        continue
+                    return self._idle_end()
+                message = receiving.result()
+                receiving = None
+                if message["type"] == "websocket.disconnect":
+                    return None
+                await self._receive(message.get("text"))
+        finally:
+            overflowed.cancel()
+            if receiving is not None:
+                receiving.cancel()
+
+    def _slow_reader_end(self) -> SessionEnd:
+        self.metrics.realtime_client_errors.labels("slow_reader").inc()
+        return SessionEnd(
+            f"The client is not reading its events: more than "
+            f"{self.limits.max_pending_event_bytes} bytes are waiting. The session is closed.",
+            "slow_reader",
+            CLOSE_POLICY,
+        )
+
+    def _idle_end(self) -> SessionEnd:
+        self.metrics.realtime_client_errors.labels("session_idle_timeout").inc()
+        return SessionEnd(
+            f"The session sent nothing for {self.limits.idle_timeout_s:g} s and is closed.",
+            "session_idle_timeout",
+            CLOSE_GOING_AWAY,
+        )
+
+    async def _close(self, end: SessionEnd) -> None:
+        """Say why in an error event, then close; a client that reads nothing gets no more
+        than ``CLOSE_GRACE_S`` (its unread events are dropped first)."""
+        self.outbox.discard()
+        log.info("closing realtime session %s: %s", self.id, end.code)
+        error = events.error(end.message, code=end.code)
+        try:
+            async with asyncio.timeout(CLOSE_GRACE_S):
+                await self.websocket.send_text(json.dumps(error))
+                await self.websocket.close(code=end.close_code, reason=end.message[:120])
+        except (TimeoutError, WebSocketDisconnect, RuntimeError):
+            pass  # the client is gone or stuck: the server has let go of the session anyway
 
     # -- client events ------------------------------------------------------------------
 
     async def _receive(self, text: str | None) -> None:
         client_event_id = None
         try:
-            payload = self._parse(text)
+            payload = parse_client_event(text)
             client_event_id = payload.get("event_id")
             kind = payload["type"]
             if kind == "session.update":
@@ -162,24 +250,15 @@ class RealtimeSession:
                     client_event_id=client_event_id if isinstance(client_event_id, str) else None,
                 )
             )
-
-    @staticmethod
-    def _parse(text: str | None) -> dict[str, Any]:
-        if text is None:
-            raise ClientEventError(
-                "Binary messages are not accepted: send each event as a JSON text message "
-                "(audio goes base64-encoded in input_audio_buffer.append).",
-                "invalid_event",
+        except Exception:  # a bug must not end the session without a word
+            log.exception("realtime session %s failed on a client event", self.id)
+            self.emit(
+                events.error(
+                    "The server failed to handle this event.",
+                    code="internal_error",
+                    error_type="server_error",
+                )
             )
-        try:
-            payload = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            raise ClientEventError("The message is not valid JSON.", "invalid_json") from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
-            raise ClientEventError(
-                "Each message must be a JSON object with a string 'type'.", "invalid_event", "type"
-            )
-        return payload
 
     def _update_session(self, session: Any) -> None:
         try:
@@ -218,21 +297,37 @@ class RealtimeSession:
                 "invalid_value",
                 "audio",
             )
-        try:
-            data = base64.b64decode(audio, validate=True)
-        except (binascii.Error, ValueError):
-            raise ClientEventError(
-                "'audio' is not valid base64.", "invalid_value", "audio"
-            ) from None
+        turn_events = await asyncio.to_thread(self._ingest, audio)
+        for turn in turn_events:
+            self._on_turn(turn)
+        if self._turns is not None and not self._turns.speaking:
+            prefix = self._turns.settings.prefix_padding_ms * self.sample_rate // 1000
+            self.buffer.drop_before(self._turns.position - prefix)
+
+    def _ingest(self, audio: str) -> list[TurnEvent]:
+        """Decode, convert, buffer and judge appended audio (blocking: runs on a worker
+        thread, so a large append holds up neither the event loop nor other sessions)."""
+        pieces = decode_audio(audio)
+        self._check_room(sum(len(piece) for piece in pieces))
+        turn_events: list[TurnEvent] = []
+        for piece in pieces:
+            samples = self._converter.convert(piece)
+            self.buffer.append(samples)
+            if self._vad is not None and self._turns is not None:
+                turn_events += self._turns.feed(self._vad.probabilities(samples))
+        return turn_events
+
+    def _check_room(self, size: int) -> None:
+        """Refuse an append of ``size`` bytes that is not whole samples or does not fit."""
         audio_format = self.config.audio_format
-        if len(data) % audio_format.bytes_per_sample:
+        if size % audio_format.bytes_per_sample:
             raise ClientEventError(
-                f"'audio' holds {len(data)} bytes: {audio_format.type} audio comes in whole "
+                f"'audio' holds {size} bytes: {audio_format.type} audio comes in whole "
                 f"{audio_format.bytes_per_sample}-byte samples.",
                 "invalid_value",
                 "audio",
             )
-        incoming = len(data) // audio_format.bytes_per_sample * self.sample_rate
+        incoming = size // audio_format.bytes_per_sample * self.sample_rate
         incoming //= audio_format.input_rate
         limit = MAX_BUFFER_SECONDS * self.sample_rate
         if self._turns is None and self.buffer.held + incoming > limit:
@@ -242,20 +337,6 @@ class RealtimeSession:
                 "input_audio_buffer_full",
                 "audio",
             )
-        turn_events = await asyncio.to_thread(self._ingest, data)
-        for turn in turn_events:
-            self._on_turn(turn)
-        if self._turns is not None and not self._turns.speaking:
-            prefix = self._turns.settings.prefix_padding_ms * self.sample_rate // 1000
-            self.buffer.drop_before(self._turns.position - prefix)
-
-    def _ingest(self, data: bytes) -> list[TurnEvent]:
-        """Convert, buffer and judge appended audio (blocking: runs on a worker thread)."""
-        samples = self._converter.convert(data)
-        self.buffer.append(samples)
-        if self._vad is None or self._turns is None:
-            return []
-        return self._turns.feed(self._vad.probabilities(samples))
 
     def _commit_buffer(self) -> None:
         held_ms = self.buffer.held * 1000 // self.sample_rate
@@ -317,11 +398,31 @@ class RealtimeSession:
         if self.config.transcription is None:
             self.emit(events.item_done(item_id, previous, None))
             return
+        queued = self._queued_turn_samples
+        if queued and queued + len(audio) > MAX_QUEUED_TURN_SECONDS * self.sample_rate:
+            self._fail(item_id, previous, self._behind(queued))
+            return
         task = asyncio.create_task(
             self._transcribe(item_id, previous, audio, self.config.transcription)
         )
         self._transcriptions.add(task)
-        task.add_done_callback(self._transcriptions.discard)
+        self._queued_turn_samples += len(audio)
+
+        def finished(task: asyncio.Task[None]) -> None:
+            self._transcriptions.discard(task)
+            self._queued_turn_samples -= len(audio)
+
+        task.add_done_callback(finished)
+
+    def _behind(self, queued_samples: int) -> EngineOverloaded:
+        queued_s = queued_samples / self.sample_rate
+        self.metrics.realtime_client_errors.labels("turns_behind").inc()
+        return EngineOverloaded(
+            f"This session has {queued_s:.0f} s of audio waiting to be transcribed (the limit "
+            f"is {MAX_QUEUED_TURN_SECONDS:.0f} s), so this turn was not transcribed: send "
+            "audio no faster than real time.",
+            retry_after_s=max(queued_s / 10, 1),
+        )
 
     async def _transcribe(
         self,
@@ -342,7 +443,10 @@ class RealtimeSession:
 
         try:
             with record.recording():  # also a turn cancelled as the client left (499)
-                result = await self.engine.run(settings.model, decoded, options, on_delta=on_delta)
+                async with self._transcribing:
+                    result = await self.engine.run(
+                        settings.model, decoded, options, on_delta=on_delta
+                    )
         except Exception as exc:
             if not isinstance(exc, APIError):
                 log.exception("transcribing realtime item %s failed", item_id)
