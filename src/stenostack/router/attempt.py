@@ -8,6 +8,7 @@ another backend would not fix, or the client left.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -26,7 +27,8 @@ class Answered:
 @dataclass(frozen=True)
 class Retry:
     backend: Backend  # the one that failed
-    reason: str  # "connect", "transport", or the backend's status ("429", "502", "503")
+    # "connect", "transport", "unresponsive", or the backend's status ("429", "502", "503")
+    reason: str
     refusal: Response | None = None  # the backend's own answer, passed on if none follows
 
 
@@ -48,9 +50,11 @@ class AttemptAccount:
     audio_s: float
     metrics: RouterMetrics
     started: float = field(init=False, default_factory=time.monotonic)
+    lost: asyncio.Event = field(init=False)  # set if the backend stops responding meanwhile
     _open: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
+        self.lost = self.backend.lost
         self.backend.begin_request(self.audio_s)
         self.metrics.child(self.metrics.inflight, self.backend.url).inc()
 

@@ -1,13 +1,18 @@
 """A backend: one engine (or vLLM server) the router forwards to, and what it knows of it.
 
 Its state has three parts, named as proxies name them: what it serves (models learned
-from its ``/v1/models``), whether it is healthy (active health checks) or ejected (outlier
-ejection after failures seen on real traffic), and its load (audio seconds the router has
-in flight there, plus what the engine itself reports as queued).
+from its ``/v1/models``), whether it is healthy (active health checks), responsive (its
+liveness probe) or ejected (outlier ejection after failures seen on real traffic), and its
+load (audio seconds the router has in flight there, plus what the engine itself reports as
+queued).
+
+A backend that stops answering its liveness probe (a frozen process) is *lost*: requests
+in flight there wait on :attr:`Backend.lost` and give up on it at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +26,11 @@ class Backend:
     # Model id -> its /v1/models entry (capabilities included).
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     healthy: bool = False  # set by active health checks
+    responsive: bool = True  # answers its liveness probe in time
+    answered_probe_at: float = field(default_factory=time.monotonic)
+    # Set when it stops answering; a fresh one once it answers again, so each attempt waits
+    # on the one of its own time.
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
     ejected_until: float = 0.0  # monotonic time; passive outlier ejection
     ejections_in_a_row: int = 0
     consecutive_failures: int = 0
@@ -30,7 +40,7 @@ class Backend:
     inflight_at_report_s: float = 0.0  # our own estimate when that report was read
 
     def available(self, now: float | None = None) -> bool:
-        return self.healthy and (now or time.monotonic()) >= self.ejected_until
+        return self.healthy and self.responsive and (now or time.monotonic()) >= self.ejected_until
 
     def load(self) -> float:
         """Audio seconds queued and running here: ours, plus other callers' as reported."""
@@ -48,6 +58,24 @@ class Backend:
         self.inflight_audio_s = max(self.inflight_audio_s - audio_s, 0.0)
         if self.inflight_requests == 0:
             self.inflight_audio_s = 0.0
+
+    # -- liveness ---------------------------------------------------------------------------
+
+    def mark_unresponsive(self) -> bool:
+        """It did not answer its liveness probe: out of rotation, and requests in flight
+        there are told. Returns whether it was responsive until now."""
+        was_responsive = self.responsive
+        self.responsive = False
+        self.lost.set()
+        return was_responsive
+
+    def mark_responsive(self) -> bool:
+        """It answered its liveness probe. Returns whether it had been lost until now."""
+        if self.responsive:
+            return False
+        self.responsive = True
+        self.lost = asyncio.Event()
+        return True
 
     # -- outlier ejection ---------------------------------------------------------------
 

@@ -10,6 +10,11 @@ For retries, the body keeps up to ``replay_limit`` bytes of what it streamed, dr
 :class:`ReplayBudget` shared by all requests so memory stays bounded however many are in
 flight; a failed attempt can be sent again to another backend if everything sent so far
 was kept. Once a backend has answered, nothing more is kept.
+
+Whatever goes wrong while reading the client (it hung up, stalled, sent too much or a
+malformed form) is the client's fault, and the body remembers it as :attr:`client_error`:
+the proxy reads the body inside aiohttp's upload, which wraps such errors as its own
+connection errors, and must not blame the backend for them.
 """
 
 from __future__ import annotations
@@ -19,14 +24,16 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import IO, Any
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
-from stenostack.errors import ClientDisconnected, InvalidRequest, UploadTooLarge
+from stenostack.errors import APIError, ClientDisconnected, InvalidRequest, UploadTooLarge
 
 SPOOL_CHUNK = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024
+MAX_BOUNDARY_CHARS = 70  # RFC 2046, section 5.1.1
 # 16-bit 16 kHz mono PCM: the yardstick for turning upload bytes into audio seconds, for
 # least-load routing and callers' audio limits, before anything is decoded.
 BYTES_PER_AUDIO_SECOND = 32_000
@@ -47,24 +54,27 @@ class FormHead:
         self._value = bytearray()
         self._header_field = bytearray()
         self._header_value = bytearray()
-        self._parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._part_begin,
-                "on_header_field": self._header_field_data,
-                "on_header_value": self._header_value_data,
-                "on_header_end": self._header_end,
-                "on_headers_finished": self._headers_finished,
-                "on_part_data": self._part_data,
-                "on_part_end": self._part_end,
-            },
-        )
+        try:
+            self._parser = MultipartParser(
+                boundary,
+                {
+                    "on_part_begin": self._part_begin,
+                    "on_header_field": self._header_field_data,
+                    "on_header_value": self._header_value_data,
+                    "on_header_end": self._header_end,
+                    "on_headers_finished": self._headers_finished,
+                    "on_part_data": self._part_data,
+                    "on_part_end": self._part_end,
+                },
+            )
+        except FormParserError as exc:  # a boundary it cannot use
+            raise _malformed(exc) from None
 
     def feed(self, chunk: bytes) -> None:
         try:
             self._parser.write(chunk)
-        except MultipartParseError as exc:
-            raise InvalidRequest(f"Malformed multipart body: {exc}") from None
+        except FormParserError as exc:
+            raise _malformed(exc) from None
 
     def _part_begin(self) -> None:
         self._name, self._is_file = "", False
@@ -97,11 +107,24 @@ class FormHead:
             self.fields.setdefault(self._name, self._value.decode("utf-8", "replace").strip())
 
 
+def _malformed(exc: FormParserError) -> InvalidRequest:
+    return InvalidRequest(f"Malformed multipart body: {exc}")
+
+
 def multipart_boundary(content_type: str) -> bytes | None:
+    """The boundary of a multipart/form-data body (None if the body is something else);
+    raises 400 for a boundary no conforming client sends."""
     kind, options = parse_options_header(content_type)
     if kind != b"multipart/form-data":
         return None
-    return options.get(b"boundary")
+    boundary = options.get(b"boundary")
+    if boundary is not None and not 0 < len(boundary) <= MAX_BOUNDARY_CHARS:
+        raise InvalidRequest(
+            f"The multipart boundary must be 1 to {MAX_BOUNDARY_CHARS} characters long, "
+            f"not {len(boundary)}.",
+            code="invalid_content_type",
+        )
+    return boundary
 
 
 class ReplayBudget:
@@ -145,6 +168,7 @@ class RequestBody:
         self._kept: list[bytes] = []  # streamed to a backend and kept for a retry
         self._kept_bytes = 0
         self._kept_all = True
+        self.client_error: APIError | None = None  # why reading the client failed, if it did
 
     @property
     def complete(self) -> bool:
@@ -233,7 +257,17 @@ class RequestBody:
         self._kept_bytes += len(chunk)
 
     async def _read_client(self) -> bytes:
-        message: dict[str, Any] = dict(await self._receive())
+        try:
+            return await self._next_chunk()
+        except APIError as error:  # a hang-up, a stall, too much: the client's doing
+            self.client_error = error
+            raise
+
+    async def _next_chunk(self) -> bytes:
+        try:
+            message: dict[str, Any] = dict(await self._receive())
+        except ClientDisconnect:
+            raise ClientDisconnected() from None
         if message["type"] == "http.disconnect":
             raise ClientDisconnected()
         chunk: bytes = message.get("body", b"")

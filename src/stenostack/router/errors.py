@@ -1,5 +1,5 @@
-"""Errors only the router gives: callers without a valid key or over their limits, and
-backends that cannot be reached or do not answer."""
+"""Errors only the router gives: callers over their key's limits, and backends that cannot
+be reached or do not answer."""
 
 from __future__ import annotations
 
@@ -8,18 +8,6 @@ from stenostack.errors import APIError, retry_after
 # After every backend tried failed to connect, come back this soon: the next health round
 # or a restarted pod may already have brought one back.
 UNREACHABLE_RETRY_S = 1
-
-
-class Unauthorized(APIError):
-    """No API key, or not one this server accepts (401)."""
-
-    status_code, error_type, code = 401, "invalid_request_error", "invalid_api_key"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "Incorrect or missing API key: pass one this router accepts as "
-            "'Authorization: Bearer <key>'."
-        )
 
 
 class RateLimited(APIError):
@@ -53,6 +41,20 @@ class BackendUnreachable(APIError):
     def __init__(self, model: str, attempts: int) -> None:
         message = f"No backend for model '{model}' could be reached ({attempts} tried)."
         super().__init__(message, headers=retry_after(UNREACHABLE_RETRY_S))
+
+
+class BackendUnresponsive(APIError):
+    """The backend stopped answering while it had the request, which could not be sent
+    to another one (502)."""
+
+    status_code, error_type, code = 502, "server_error", "backend_unresponsive"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The backend handling this request stopped responding, and the request could not "
+            "be sent to another backend; retry it.",
+            headers=retry_after(UNREACHABLE_RETRY_S),
+        )
 
 
 class BackendTimeout(APIError):

@@ -4,7 +4,8 @@ For a model that transcribes, the check is a real, tiny transcription (one spoke
 bundled with the router) sent with the router's backend key, so a backend whose model is
 wedged fails it even though its HTTP server still answers. Other backends (a vLLM text
 server) are checked with ``GET /health``. Each round also re-reads ``/v1/models`` (what
-the backend serves) and, from an engine, its queued audio for least-load routing.
+the backend serves) and, from an engine, its queued audio for least-load routing. Beside
+these rounds, a quick liveness probe (:mod:`.liveness`) finds a frozen backend in seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stenostack.router.backend import Backend
 from stenostack.router.headers import backend_authorization
+from stenostack.router.liveness import LivenessProbe
 from stenostack.router.metrics import RouterMetrics
 from stenostack.router.pool import BackendPool
 from stenostack.router.settings import RouterSettings
@@ -39,6 +41,11 @@ class HealthChecker:
     metrics: RouterMetrics
 
     async def run(self) -> None:
+        """Health rounds and liveness probes, each on its own interval, until cancelled."""
+        liveness = LivenessProbe(self.pool, self.session, self.settings, self.metrics)
+        await asyncio.gather(self._rounds(), liveness.run())
+
+    async def _rounds(self) -> None:
         while True:
             await self.check_all()
             await asyncio.sleep(self.settings.health.interval_s)
@@ -112,7 +119,9 @@ class HealthChecker:
 
     async def _read_load(self, backend: Backend, timeout: aiohttp.ClientTimeout) -> None:
         try:
-            async with self.session.get(f"{backend.url}/metrics", timeout=timeout) as response:
+            async with self.session.get(
+                f"{backend.url}/metrics", headers=self._headers, timeout=timeout
+            ) as response:
                 if response.status != 200:
                     return
                 text = await response.text()

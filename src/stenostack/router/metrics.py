@@ -84,6 +84,14 @@ class RouterMetrics:
             registry=self.registry,
         )
 
+        self.unresponsive = Counter(
+            "stenostack_router_backend_unresponsive",
+            "Times a backend gave no answer to its liveness probe in time and was taken out "
+            "of rotation, its requests in flight cancelled.",
+            ["backend"],
+            registry=self.registry,
+        )
+
     def child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, remembered: label lookups are a hot path here, and
         the label values are bounded by the backends and models discovery found."""

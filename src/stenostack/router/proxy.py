@@ -8,6 +8,14 @@ count towards ejecting the backend. Once a response starts, it is passed through
 arrives, server-sent events included; if the client goes away, the upstream request is
 closed, which cancels the engine's work.
 
+Blame goes where it belongs. A client that hangs up, stalls or sends too much while its
+body streams upstream fails the upload inside aiohttp, which reports it as a connection
+error of its own (``ClientConnectionError`` caused by ours); the body remembers the
+client's error, and the attempt ends with it: no retry, nothing counted against the
+backend. If the backend stops answering its liveness probe (:mod:`.liveness`) while it has
+the request, the attempt is cancelled at once and, if nothing has reached the client yet,
+retried elsewhere when the body can be sent again.
+
 Each attempt is sent (:meth:`Proxy._send`), its answer judged (:meth:`Proxy._judge`:
 what it says of the backend's health) and ended one of three ways (:mod:`.attempt`), with
 its bookkeeping kept by an :class:`AttemptAccount`.
@@ -18,19 +26,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import aiohttp
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stenostack.errors import ClientDisconnected, ModelNotFound
+from stenostack.errors import APIError, ClientDisconnected, ModelNotFound
 from stenostack.http.disconnect import unless_disconnected
 from stenostack.router.attempt import Answered, AttemptAccount, GiveUp, Outcome, Retry
 from stenostack.router.backend import Backend
 from stenostack.router.balancer import Balancer
 from stenostack.router.body import RequestBody
-from stenostack.router.errors import BackendTimeout, BackendUnreachable, NoHealthyBackend
+from stenostack.router.errors import (
+    BackendTimeout,
+    BackendUnreachable,
+    BackendUnresponsive,
+    NoHealthyBackend,
+)
 from stenostack.router.headers import client_response_headers, upstream_request_headers
 from stenostack.router.metrics import RouterMetrics
 from stenostack.router.pool import BackendPool
@@ -44,6 +59,10 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503})
 MAX_REFUSAL_BODY = 64 * 1024
 # Answers up to this size with a known length are read whole instead of streamed.
 SMALL_RESPONSE_BYTES = 1024 * 1024
+# The backend label of requests the router answered itself (refused, or the client's fault).
+ROUTER_ITSELF = "none"
+
+ResultT = TypeVar("ResultT")
 
 
 @dataclass
@@ -73,6 +92,8 @@ class Proxy:
             if failed is not None:
                 if not outgoing.body.replayable or time.monotonic() > deadline:
                     break
+                if not backend.available():
+                    continue  # ejected or lost since the order was made
                 self.metrics.child(
                     self.metrics.retries, failed.backend.url, outgoing.model, failed.reason
                 ).inc()
@@ -101,10 +122,10 @@ class Proxy:
     async def _attempt(self, request: Request, backend: Backend, outgoing: Outgoing) -> Outcome:
         account = AttemptAccount(backend, outgoing.model, outgoing.audio_s, self.metrics)
         try:
-            upstream = await self._send(request, backend, outgoing)
-        except (ClientDisconnected, TimeoutError, aiohttp.ClientError) as exc:
+            upstream = await self._send(request, account, outgoing)
+        except (ClientDisconnected, BackendUnresponsive, TimeoutError, aiohttp.ClientError) as exc:
             account.release()
-            return self._unsent(backend, outgoing.model, exc)
+            return self._unsent(backend, outgoing, exc)
         except BaseException:  # the body's own errors (too large, malformed), cancellation
             account.release()
             raise
@@ -116,7 +137,7 @@ class Proxy:
             raise
 
     async def _send(
-        self, request: Request, backend: Backend, outgoing: Outgoing
+        self, request: Request, account: AttemptAccount, outgoing: Outgoing
     ) -> aiohttp.ClientResponse:
         """The backend's response headers, or the reason none came (raised)."""
         timeouts = self.settings.timeouts
@@ -126,24 +147,33 @@ class Proxy:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         sending = self.session.request(
             request.method,
-            backend.url + path,
+            account.backend.url + path,
             data=outgoing.body.whole() or outgoing.body.chunks(),
             headers=upstream_request_headers(request, self.settings),
             timeout=timeout,
             allow_redirects=False,
             auto_decompress=False,
         )
-        return await unless_disconnected(request, sending, outgoing.body.wait_complete)
+        return await unless_disconnected(
+            request, _unless_lost(account.lost, sending), outgoing.body.wait_complete
+        )
 
     def _unsent(
         self,
         backend: Backend,
-        model: str,
-        failure: ClientDisconnected | TimeoutError | aiohttp.ClientError,
+        outgoing: Outgoing,
+        failure: ClientDisconnected | BackendUnresponsive | TimeoutError | aiohttp.ClientError,
     ) -> Outcome:
         """The outcome of an attempt that got no response."""
+        model, body = outgoing.model, outgoing.body
+        if body.client_error is not None:
+            # Whatever aiohttp made of it, reading the client failed first: its fault.
+            return GiveUp(body.client_error)
         if isinstance(failure, ClientDisconnected):
             return GiveUp(failure)
+        if isinstance(failure, BackendUnresponsive):
+            self.metrics.child(self.metrics.errors, backend.url, model, "unresponsive").inc()
+            return Retry(backend, "unresponsive") if body.replayable else GiveUp(failure)
         if isinstance(failure, TimeoutError):
             self.metrics.child(self.metrics.errors, backend.url, model, "first_byte_timeout").inc()
             return GiveUp(BackendTimeout("no response headers in time"))
@@ -179,12 +209,23 @@ class Proxy:
         metrics.child(metrics.audio_seconds, backend.url, outgoing.model).inc(outgoing.audio_s)
         idle_s = self.settings.timeouts.idle_s
         if not _small_and_whole(upstream):
-            return Answered(UpstreamResponse(upstream, idle_s, on_end=account.answered))
+            return Answered(
+                UpstreamResponse(upstream, idle_s, on_end=account.answered, lost=account.lost)
+            )
         # Most answers are a few bytes of JSON: read them here and skip streaming.
-        body = await asyncio.wait_for(upstream.read(), idle_s)
+        body = await _unless_lost(account.lost, asyncio.wait_for(upstream.read(), idle_s))
         upstream.release()
         account.answered(status)
         return Answered(Response(body, status, headers=client_response_headers(upstream)))
+
+    def refused(self, model: str | None, error: APIError) -> None:
+        """Count a request the router answered itself with ``error`` (the client's fault,
+        or no backend could take it); the model is named only if a backend serves it."""
+        served = model if model and self.pool.serving(model) else ""
+        status = str(error.status_code)
+        self.metrics.child(self.metrics.requests, ROUTER_ITSELF, served, status).inc()
+        if error.status_code < 500:
+            log.info("request refused (%s): %s", status, error.message)
 
     def _judge(self, backend: Backend, model: str, status: int) -> None:
         """What an answer says of the backend's health (outlier ejection)."""
@@ -204,6 +245,25 @@ class Proxy:
             log.warning("backend %s ejected after failures", backend.url)
             metrics.child(metrics.ejections, backend.url).inc()
             metrics.child(metrics.backend_healthy, backend.url).set(0)
+
+
+async def _unless_lost(lost: asyncio.Event, work: Awaitable[ResultT]) -> ResultT:
+    """``work``'s result, unless its backend is lost first: then ``work`` is cancelled and
+    :class:`BackendUnresponsive` raised."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(lost.wait())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise BackendUnresponsive()
 
 
 def _small_and_whole(upstream: aiohttp.ClientResponse) -> bool:

@@ -1,0 +1,71 @@
+"""Liveness probes: is each backend's process running at all?
+
+The health check (:mod:`.health`) sends a real transcription with a generous timeout, as a
+busy engine may take a while to get to it, so it cannot tell busy from frozen quickly. An
+engine answers ``GET /health`` from its event loop, which stays free while the model works
+on its threads: a busy engine answers at once, and only a frozen (stopped, deadlocked,
+swapped out) or dead one does not. A backend that has not answered for
+``liveness_timeout_s`` is lost: out of rotation, and its requests in flight are retried
+elsewhere (:mod:`.proxy`). Its first answer brings it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from stenostack.router.backend import Backend
+from stenostack.router.headers import backend_authorization
+from stenostack.router.metrics import RouterMetrics
+from stenostack.router.pool import BackendPool
+from stenostack.router.settings import RouterSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LivenessProbe:
+    pool: BackendPool
+    session: aiohttp.ClientSession
+    settings: RouterSettings  # the settings in force: a reload changes them in place
+    metrics: RouterMetrics
+
+    async def run(self) -> None:
+        while True:
+            started = time.monotonic()
+            await asyncio.gather(*(self.probe(backend) for backend in self.pool.all()))
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(max(self.settings.health.liveness_interval_s - elapsed, 0.0))
+
+    async def probe(self, backend: Backend) -> None:
+        timeout_s = self.settings.health.liveness_timeout_s
+        try:
+            async with self.session.get(
+                f"{backend.url}/health",
+                headers=backend_authorization(self.settings),
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as response:
+                await response.read()  # any answer at all: its event loop runs
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # One failed probe is not enough (a keep-alive connection the backend had just
+            # closed fails too): only silence for the whole timeout is.
+            silent_s = time.monotonic() - backend.answered_probe_at
+            if silent_s >= timeout_s and backend.mark_unresponsive():
+                log.warning(
+                    "backend %s gave no sign of life for %.1f s (%s): out of rotation, "
+                    "its %d requests in flight cancelled (and retried where they can be)",
+                    backend.url,
+                    silent_s,
+                    str(exc) or type(exc).__name__,
+                    backend.inflight_requests,
+                )
+                self.metrics.child(self.metrics.unresponsive, backend.url).inc()
+        else:
+            backend.answered_probe_at = time.monotonic()
+            if backend.mark_responsive():
+                log.info("backend %s answers again", backend.url)
+        self.metrics.child(self.metrics.backend_healthy, backend.url).set(int(backend.available()))
