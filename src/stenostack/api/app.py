@@ -18,6 +18,7 @@ from stenostack.api.limits import UploadLimitMiddleware
 from stenostack.api.realtime import routes as realtime_routes
 from stenostack.config import EngineSettings
 from stenostack.engine.engine import Engine, EngineLimits
+from stenostack.http.auth import ApiKeyMiddleware, ApiKeys
 from stenostack.http.request_id import RequestIdMiddleware
 from stenostack.metrics import EngineMetrics
 from stenostack.models.registry import ModelRegistry
@@ -55,7 +56,10 @@ def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
     app.include_router(audio_routes.router)
     app.include_router(meta_routes.router)
     app.include_router(realtime_routes.router)
+    app.state.api_keys = api_keys = ApiKeys(settings.api_keys)
+    # The last added runs first: a request id for every answer, then the key before the body.
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(ApiKeyMiddleware, keys=api_keys, open_paths=meta_routes.PROBE_PATHS)
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -1,4 +1,5 @@
-"""Models, liveness, readiness, version and metrics."""
+"""Models, liveness, readiness, version and metrics (all but liveness and readiness behind
+the API keys, when there are any)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from starlette.responses import JSONResponse, Response
 
 from stenostack import __version__
 from stenostack.errors import MODELS_LOADING_RETRY_S, ModelNotFound, retry_after
+from stenostack.http.auth import ApiKeys
 from stenostack.models.registry import ModelRegistry
 
 router = APIRouter()
+# Liveness and readiness: open even when API keys are required (probes send none).
+PROBE_PATHS = ("/health", "/ready")
 STARTED = int(time.time())
 
 
@@ -58,10 +62,16 @@ async def health() -> dict[str, str]:
 @router.get("/ready", summary="Readiness: every model is loaded")
 async def ready(request: Request) -> JSONResponse:
     registry: ModelRegistry = request.app.state.registry
+    keys: ApiKeys = request.app.state.api_keys
+    # Open to probes, which send no key; the models and a load error (which may name
+    # paths) only to a caller with one.
+    detailed = keys.allow(request)
     if registry.ready:
-        return JSONResponse({"status": "ready", "models": registry.served_names()})
+        models = {"models": registry.served_names()} if detailed else {}
+        return JSONResponse({"status": "ready", **models})
     if registry.load_error:
-        return JSONResponse({"status": "failed", "error": registry.load_error}, status_code=503)
+        error = {"error": registry.load_error} if detailed else {}
+        return JSONResponse({"status": "failed", **error}, status_code=503)
     return JSONResponse(
         {"status": "loading"}, status_code=503, headers=retry_after(MODELS_LOADING_RETRY_S)
     )

@@ -18,13 +18,16 @@ import aiohttp
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from stenostack import __version__
-from stenostack.errors import InvalidRequest, UploadTooLarge
+from stenostack.errors import APIError, InvalidApiKey, InvalidRequest, ModelNotFound, UploadTooLarge
+from stenostack.http.auth import presented_key
 from stenostack.http.errors import exception_handlers
+from stenostack.http.refusal import refuse
 from stenostack.http.request_id import RequestIdMiddleware
 from stenostack.router.backend import Backend
 from stenostack.router.balancer import Balancer
@@ -41,6 +44,7 @@ from stenostack.router.kubernetes_discovery import PodWatcher
 from stenostack.router.metrics import RouterMetrics
 from stenostack.router.pool import BackendPool
 from stenostack.router.proxy import Outgoing, Proxy
+from stenostack.router.realtime_proxy import REALTIME_PATH, RealtimeProxy
 from stenostack.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -71,7 +75,9 @@ class Router:
         self.balancer = Balancer(settings.routing)
         self.callers = Callers(settings.api_keys)
         self.replay_budget = ReplayBudget(settings.retries.replay_budget_bytes)
-        self._proxy: Proxy | None = None  # made at startup, with the upstream HTTP session
+        # Made at startup, with the upstream HTTP session.
+        self._proxy: Proxy | None = None
+        self._realtime: RealtimeProxy | None = None
         self.set_backends("static", settings.backends)
 
     def app(self) -> Starlette:
@@ -80,6 +86,8 @@ class Router:
             *(Route(path, self.audio, methods=["POST"]) for path in AUDIO_PATHS),
             *(Route(path, self.json_api, methods=["POST"]) for path in JSON_PATHS),
             Route("/v1/models", self.list_models),
+            Route("/v1/models/{model:path}", self.get_model),
+            WebSocketRoute(REALTIME_PATH, self.realtime),
             Route("/health", self.health),
             Route("/ready", self.ready),
             Route("/metrics", self.prometheus_metrics),
@@ -97,6 +105,9 @@ class Router:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60)
         async with aiohttp.ClientSession(connector=connector) as session:
             self._proxy = Proxy(self.pool, self.balancer, session, self.settings, self.metrics)
+            self._realtime = RealtimeProxy(
+                self.pool, self.balancer, session, self.settings, self.metrics
+            )
             checker = HealthChecker(self.pool, session, self.settings, self.metrics)
             watcher = self._start_kubernetes_discovery(checker)
             await checker.check_all()  # know the backends before the first request
@@ -176,6 +187,7 @@ class Router:
             settings.retries.replay_buffer_bytes,
             self.replay_budget,
         )
+        model: str | None = None
         try:
             declared = int(request.headers.get("content-length", "0") or 0)
             if declared > settings.max_upload_bytes:
@@ -191,6 +203,9 @@ class Router:
                 estimated_audio_seconds(declared or body.received),
             )
             return await self.proxy.forward(request, outgoing)
+        except APIError as error:  # answered by the router: the client's fault, or no backend
+            self.proxy.refused(model, error)
+            raise
         finally:
             # Safe once a response has begun: a spooled head is sent before anything else.
             body.close()
@@ -212,19 +227,51 @@ class Router:
         self._authenticate(request)
         return JSONResponse({"object": "list", "data": self.pool.models()})
 
+    async def get_model(self, request: Request) -> Response:
+        self._authenticate(request)
+        model = request.path_params["model"]
+        served = self.pool.models()
+        for entry in served:
+            if entry["id"] == model:
+                return JSONResponse(entry)
+        raise ModelNotFound(model, [entry["id"] for entry in served])
+
+    async def realtime(self, websocket: WebSocket) -> None:
+        if self._realtime is None:
+            raise RuntimeError("the router's lifespan has not started")
+        try:
+            self.callers.admit(self._authenticate(websocket), 0.0)
+            upstream = await self._realtime.connect(websocket)
+        except APIError as error:  # the handshake is answered with the error, as HTTP
+            self.proxy.refused(websocket.query_params.get("model"), error)
+            await refuse(websocket.scope, websocket.receive, websocket.send, error)
+            return
+        await self._realtime.relay(websocket, upstream)
+
     async def health(self, _: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def ready(self, _: Request) -> Response:
+    async def ready(self, request: Request) -> Response:
         available = [b.url for b in self.pool.all() if b.available()]
         status = 200 if available else 503
-        return JSONResponse({"ready": bool(available), "backends": available}, status)
+        # Open to probes, which send no key; which backends are up only to a caller with one.
+        backends = {"backends": available} if self._authenticated(request) else {}
+        return JSONResponse({"ready": bool(available), **backends}, status)
 
-    async def prometheus_metrics(self, _: Request) -> Response:
+    async def prometheus_metrics(self, request: Request) -> Response:
+        self._authenticate(request)  # Prometheus sends it: authorization.credentials
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def version(self, _: Request) -> Response:
         return JSONResponse({"stenostack": __version__, "role": "router"})
 
-    def _authenticate(self, request: Request) -> CallerKey | None:
-        return self.callers.authenticate(request.headers.get("authorization", ""))
+    def _authenticate(self, connection: HTTPConnection) -> CallerKey | None:
+        return self.callers.authenticate(presented_key(connection))
+
+    def _authenticated(self, connection: HTTPConnection) -> bool:
+        """Whether the caller may see what keys protect (always, on an open router)."""
+        try:
+            self._authenticate(connection)
+        except InvalidApiKey:
+            return False
+        return True

@@ -1,19 +1,20 @@
 """Callers: API keys, and optional per-key rate limits in requests and audio minutes.
 
-Keys are compared in constant time with every configured key, so how long a refusal takes
-does not tell how close a guess came. Limits are token buckets: a key may use its whole
-allowance at once, and it refills evenly (requests per minute, audio minutes per hour).
+Keys are matched in constant time (:class:`~stenostack.http.auth.ApiKeys`, shared with the
+engine). Limits are token buckets: a key may use its whole allowance at once, and it
+refills evenly (requests per minute, audio minutes per hour).
 Audio is estimated from the upload's declared size, as for least-load routing.
 """
 
 from __future__ import annotations
 
-import hmac
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from stenostack.router.errors import RateLimited, Unauthorized
+from stenostack.errors import InvalidApiKey
+from stenostack.http.auth import ApiKeys
+from stenostack.router.errors import RateLimited
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class TokenBucket:
 class Callers:
     def __init__(self, entries: list[Any]) -> None:
         self.keys = [CallerKey.parse(entry) for entry in entries]
+        self._matcher = ApiKeys(key.key for key in self.keys)
         self._requests = {
             k.key: TokenBucket(k.requests_per_minute, k.requests_per_minute / 60)
             for k in self.keys
@@ -69,18 +71,18 @@ class Callers:
             if k.audio_minutes_per_hour
         }
 
-    def authenticate(self, authorization: str) -> CallerKey | None:
-        """The caller's key (None when no keys are configured); raises Unauthorized."""
-        if not self.keys:
+    @property
+    def required(self) -> bool:
+        return self._matcher.required
+
+    def authenticate(self, presented: str) -> CallerKey | None:
+        """The caller's key (None when no keys are configured); raises InvalidApiKey."""
+        if not self.required:
             return None
-        token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
-        found = None
-        for key in self.keys:  # every key is compared, whichever matches
-            if hmac.compare_digest(token.encode(), key.key.encode()):
-                found = key
+        found = self._matcher.find(presented)
         if found is None:
-            raise Unauthorized()
-        return found
+            raise InvalidApiKey()
+        return self.keys[found]
 
     def admit(self, caller: CallerKey | None, audio_s: float) -> None:
         """Count one request (and its audio) against the caller's limits, or refuse it."""

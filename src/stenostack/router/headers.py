@@ -9,7 +9,7 @@ the router's own server sets the request id, date and server headers.
 from __future__ import annotations
 
 import aiohttp
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from stenostack.http.request_id import request_id
 from stenostack.router.settings import RouterSettings
@@ -37,21 +37,32 @@ def backend_authorization(settings: RouterSettings) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"} if key else {}
 
 
+def upstream_authorization(caller: HTTPConnection, settings: RouterSettings) -> dict[str, str]:
+    """The key a backend gets: the router's own; without one, an open router passes the
+    caller's own key on, for backends that check keys."""
+    if own_key := backend_authorization(settings):
+        return own_key
+    if "authorization" in caller.headers and not settings.api_keys:
+        return {"authorization": caller.headers["authorization"]}
+    return {}
+
+
+def forwarded_for(caller: HTTPConnection) -> str:
+    """``x-forwarded-for`` upstream: the caller's own chain, and the caller."""
+    client = caller.client.host if caller.client else ""
+    previous = caller.headers.get("x-forwarded-for")
+    return f"{previous}, {client}" if previous else client
+
+
 def upstream_request_headers(request: Request, settings: RouterSettings) -> dict[str, str]:
     headers = {
         name: value
         for name, value in request.headers.items()
         if name not in HOP_BY_HOP and name != "authorization"
     }
-    if own_key := backend_authorization(settings):
-        headers.update(own_key)
-    elif "authorization" in request.headers and not settings.api_keys:
-        # An open router passes the caller's own key on, for backends that check keys.
-        headers["authorization"] = request.headers["authorization"]
+    headers.update(upstream_authorization(request, settings))
     headers["x-request-id"] = request_id(request.scope)
-    client = request.client.host if request.client else ""
-    previous = request.headers.get("x-forwarded-for")
-    headers["x-forwarded-for"] = f"{previous}, {client}" if previous else client
+    headers["x-forwarded-for"] = forwarded_for(request)
     return headers
 
 
