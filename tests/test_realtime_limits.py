@@ -49,7 +49,7 @@ def tight_engine() -> Iterator[RunningServer]:
         MODEL,
         "--realtime-max-sessions",
         str(CAP),
-        "--realtime-idle-timeout",
+        "--realtime-idle-timeout-s",
         str(IDLE_S),
     ) as server:
         yield server

@@ -92,13 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="Realtime sessions open at once; more get an error event and close 1013.",
     )
     serve.add_argument(
-        "--realtime-idle-timeout",
-        dest="realtime_idle_timeout_s",
+        "--realtime-idle-timeout-s",
         type=float,
         default=defaults.realtime_idle_timeout_s,
-        metavar="SECONDS",
         help="Close a realtime session whose client sends nothing this long (and waits for "
         "no transcription).",
+    )
+    serve.add_argument(
+        "--realtime-max-message-bytes",
+        type=int,
+        default=defaults.realtime_max_message_bytes,
+        help="The largest realtime WebSocket message; a larger one closes the session (1009).",
     )
     serve.add_argument(
         "--realtime-max-pending-event-bytes",
@@ -133,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_gather_ms=args.batch_gather_ms,
         realtime_max_sessions=args.realtime_max_sessions,
         realtime_idle_timeout_s=args.realtime_idle_timeout_s,
+        realtime_max_message_bytes=args.realtime_max_message_bytes,
         realtime_max_pending_event_bytes=args.realtime_max_pending_event_bytes,
         log_level=args.log_level,
         **{name: getattr(args, name) for name in CONNECTION_SETTINGS},
