@@ -85,7 +85,7 @@ class RealtimeProxy:
         inflight.inc()
         try:
             await websocket.accept(subprotocol=upstream.connection.protocol)
-            await _relay(websocket, upstream.connection)
+            await _relay(websocket, upstream.connection, backend.lost)
         finally:
             await upstream.connection.close()
             inflight.dec()
@@ -171,19 +171,25 @@ def _transcribes(backend: Backend) -> bool:
     )
 
 
-async def _relay(websocket: WebSocket, upstream: aiohttp.ClientWebSocketResponse) -> None:
-    """Pass messages both ways until either side closes."""
+async def _relay(
+    websocket: WebSocket, upstream: aiohttp.ClientWebSocketResponse, backend_lost: asyncio.Event
+) -> None:
+    """Pass messages both ways until either side closes, or the backend stops answering its
+    liveness probe (a frozen process would otherwise hold the session open in silence)."""
     to_backend = asyncio.create_task(_caller_to_backend(websocket, upstream))
     to_caller = asyncio.create_task(_backend_to_caller(upstream, websocket))
+    lost = asyncio.create_task(backend_lost.wait())
     try:
-        await asyncio.wait({to_backend, to_caller}, return_when=asyncio.FIRST_COMPLETED)
-        if to_backend.done():
+        await asyncio.wait({to_backend, to_caller, lost}, return_when=asyncio.FIRST_COMPLETED)
+        if lost.done():
+            await _close(websocket, CLOSE_BAD_GATEWAY, "The backend stopped responding.")
+        elif to_backend.done():
             # The caller left (its close went upstream) or the backend stopped taking
             # messages: either way the backend's side is ending, and its close may still
             # have to reach the caller.
             await asyncio.wait({to_caller}, timeout=CLOSE_GRACE_S)
     finally:
-        for task in (to_backend, to_caller):
+        for task in (to_backend, to_caller, lost):
             task.cancel()
         results = await asyncio.gather(to_backend, to_caller, return_exceptions=True)
     for result in results:
