@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import httpx
 import numpy as np
 from tests.bombs import opus_bomb
-from tests.servers import RunningServer, engine_server
+from tests.servers import RunningServer, engine_server, resident_mb
 from tests.speech import compose, wav_bytes
 from tests.texts import STORY
+from tests.uploads import timed_transcription
 
 MODEL = "whisper-tiny.en"
 BOMB_SECONDS = 36_000
@@ -29,24 +28,10 @@ def transcribe(
     server: RunningServer, name: str, data: bytes, timeout: float = 600, **fields: str
 ) -> tuple[int, str, float]:
     """POST one file; return the status, the error code or text, and the seconds taken."""
-    started = time.perf_counter()
-    response = httpx.post(
-        f"{server.url}/v1/audio/transcriptions",
-        files={"file": (name, data)},
-        data={"model": MODEL, **fields},
-        timeout=timeout,
-    )
-    elapsed = time.perf_counter() - started
+    response, elapsed = timed_transcription(server, MODEL, name, data, timeout=timeout, **fields)
     body = response.json()
     said = body["error"]["code"] if response.status_code >= 400 else body["text"]
     return response.status_code, said, elapsed
-
-
-def rss_mb(server: RunningServer) -> float:
-    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 def bombs_beside_clip(clip: bytes, declares_length: bool) -> None:
@@ -94,15 +79,15 @@ def memory(speech: bytes) -> None:
     with engine_server("--model", MODEL) as server:
         transcribe(server, "warm.wav", speech)
         time.sleep(2)
-        idle = rss_mb(server)
+        idle = resident_mb(server.process.pid)
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda _: transcribe(server, "s.wav", speech), range(16)))
         time.sleep(5)
-        burst = rss_mb(server)
+        burst = resident_mb(server.process.pid)
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda _: transcribe(server, "b.webm", bomb), range(4)))
         time.sleep(5)
-        bombs = rss_mb(server)
+        bombs = resident_mb(server.process.pid)
         print(
             f"engine RSS idle {idle:.0f} MB; 5 s after a burst of 16 requests "
             f"{burst:.0f} MB (+{burst - idle:.0f}); 5 s after 4 bombs {bombs:.0f} MB "

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from openai import OpenAI
 from tests.servers import RunningServer, engine_server, metric, openai_client, router_server
 from tests.speech import compose, wav_bytes
-from tests.test_router_faults import hang_up_halfway
+from tests.uploads import hang_up_halfway
 
 MODEL = "whisper-tiny.en"
 CLIP = wav_bytes(compose([0.3, "I would like a large coffee with milk and no sugar.", 0.3]).samples)
@@ -40,7 +40,7 @@ def transcribed(client: OpenAI) -> float | None:
 def aborted_uploads(router: RunningServer) -> None:
     client = openai_client(router.url, timeout=60)
     for _ in range(3):
-        hang_up_halfway(router.url, CLIP, model_first=True)
+        hang_up_halfway(router.url, MODEL, CLIP, model_first=True)
     time.sleep(1)
     with ThreadPoolExecutor(4) as pool:
         succeeded = sum(t is not None for t in pool.map(lambda _: transcribed(client), range(40)))

@@ -35,6 +35,8 @@ from pathlib import Path
 import aiohttp
 from tests.servers import RunningServer, peak_rss_mb, router_server, server_process
 
+from benchmarks.report import report_targets
+
 MODEL = "whisper-tiny.en"
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -244,10 +246,7 @@ def main() -> int:
         ),
         ("least load beats round robin in p95", p95["least_load"] < p95["round_robin"]),
     ]
-    print("\nTargets")
-    for name, met in targets:
-        print(f"- {name}: {'met' if met else 'MISSED'}")
-    return 0 if all(met for _, met in targets) else 1
+    return report_targets(targets)
 
 
 if __name__ == "__main__":

@@ -30,23 +30,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import aiohttp
 from tests.bombs import opus_bomb
-from tests.servers import engine_server, router_server
+from tests.servers import engine_server, resident_mb, router_server
 
+from benchmarks.report import report_targets
 from benchmarks.workloads import Clip, short_clips
 
 FORMATS = ("json", "text", "srt", "verbose_json")
 MEMORY_EVERY_S = 5.0
-
-
-def resident_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 @dataclass
@@ -387,10 +380,7 @@ def main() -> int:
         ("attacked p95 within 2x clean p95 + 1 s", attacked_p95 <= 2 * clean_p95 + 1),
         ("no failures of well-behaved clients", not any(r.failures for r in results.values())),
     ]
-    print("\nTargets")
-    for name, met in targets_met:
-        print(f"- {name}: {'met' if met else 'MISSED'}")
-    return 0 if all(met for _, met in targets_met) else 1
+    return report_targets(targets_met)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from typing import Any
 
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import BaseModel
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close
 from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 
@@ -46,6 +48,15 @@ class RealtimeClient:
         self.received.append(event)
         return event
 
+    def error_for(self, message: str | bytes) -> dict[str, Any]:
+        """Send ``message`` exactly as given (a malformed one); the ``error`` of the error
+        event the server must answer it with."""
+        self.connection.send(message)
+        event = self.recv()
+        assert event["type"] == "error", (message[:80], event)
+        error: dict[str, Any] = event["error"]
+        return error
+
     def until(self, kind: str, count: int = 1, timeout: float = 120.0) -> list[dict[str, Any]]:
         """Events up to and including the ``count``-th event of type ``kind``."""
         deadline = time.monotonic() + timeout
@@ -55,6 +66,17 @@ class RealtimeClient:
             events.append(self.recv(timeout=max(deadline - time.monotonic(), 0.1)))
             seen += events[-1]["type"] == kind
         return events
+
+    def until_closed(self, timeout: float = 30.0) -> tuple[list[dict[str, Any]], Close]:
+        """Every event until the server closes the connection, and the close frame it sent."""
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                events.append(self.recv(timeout=max(deadline - time.monotonic(), 0.1)))
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None, "the server sent no close frame"
+            return events, closed.rcvd
 
 
 @contextmanager

@@ -196,7 +196,17 @@ def router_server(
 
 def peak_rss_mb(pid: int) -> float:
     """The process's peak resident memory so far (VmHWM), in MB."""
+    return _memory_status_mb(pid, "VmHWM")
+
+
+def resident_mb(pid: int) -> float:
+    """The process's resident memory now (VmRSS), in MB."""
+    return _memory_status_mb(pid, "VmRSS")
+
+
+def _memory_status_mb(pid: int, field: str) -> float:
+    """One of the kB figures in ``/proc/<pid>/status``, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc status")
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")

@@ -31,11 +31,10 @@ from tests.servers import (
     server_process,
     wait_until,
 )
-from tests.speech import compose, wav_bytes
+from tests.texts import COFFEE_ORDER
 from tests.wer import word_error_rate
 
 MODEL = "whisper-tiny.en"
-TEXT = "I would like a large coffee with milk and no sugar."
 HEADER_TIMEOUT_S = 2.0
 BODY_TIMEOUT_S = 2.0
 KEEP_ALIVE_TIMEOUT_S = 2.0
@@ -49,11 +48,6 @@ EARLIEST_S, LATEST_S = 1.5, 8.0
 # Spooled to disk by both servers (python-multipart keeps up to 1 MB in memory).
 SPOOLED_UPLOAD_BYTES = 3_000_000
 MAX_CONNECTIONS = 8
-
-
-@pytest.fixture(scope="module")
-def clip() -> bytes:
-    return wav_bytes(compose([0.3, TEXT, 0.3]).samples)
 
 
 @pytest.fixture(scope="module")
@@ -343,7 +337,7 @@ def test_past_max_connections_a_new_one_gets_503_while_open_ones_are_served(
         existing.close()
     # Their slots freed, new clients are served again.
     text, _ = transcribe(capped, clip)
-    assert word_error_rate(TEXT, text) <= 0.2
+    assert word_error_rate(COFFEE_ORDER, text) <= 0.2
 
 
 class SocketFlood:
@@ -409,5 +403,5 @@ def test_a_client_is_served_promptly_beside_hundreds_of_idle_and_slow_connection
         # The server keeps cutting them off: none of them holds a slot for long.
         wait_until(lambda: flood.closed_by_server >= 240, 20, "the flood's sockets closed")
     for text, took_s in results:
-        assert word_error_rate(TEXT, text) <= 0.2
+        assert word_error_rate(COFFEE_ORDER, text) <= 0.2
         assert took_s < alone_s + 5

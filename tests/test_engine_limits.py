@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,9 +19,10 @@ import pytest
 from stenostack.engine.decode_lanes import DecodeLanes
 from tests.bombs import opus_bomb
 from tests.multipart import multipart
-from tests.servers import RunningServer, engine_server, metric, wait_until
+from tests.servers import RunningServer, engine_server, metric, resident_mb, wait_until
 from tests.speech import compose, wav_bytes
 from tests.texts import STORY
+from tests.uploads import timed_transcription
 from tests.wer import word_error_rate
 
 MODEL = "whisper-tiny.en"
@@ -45,26 +45,12 @@ def transcribe(
     server: RunningServer, name: str, data: bytes, **fields: str
 ) -> tuple[httpx.Response, float]:
     """One request; its response and the seconds it took."""
-    started = time.perf_counter()
-    response = httpx.post(
-        f"{server.url}/v1/audio/transcriptions",
-        files={"file": (name, data)},
-        data={"model": MODEL, **fields},
-        timeout=180,
-    )
-    return response, time.perf_counter() - started
+    return timed_transcription(server, MODEL, name, data, timeout=180, **fields)
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:
     error: dict[str, Any] = response.json()["error"]
     return error
-
-
-def rss_mb(server: RunningServer) -> float:
-    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc status")
 
 
 def test_bombs_do_not_delay_a_short_clip(tiny: RunningServer, clip: bytes) -> None:
@@ -190,7 +176,7 @@ def test_memory_returns_after_a_burst_and_bombs() -> None:
     with engine_server("--model", MODEL) as server:
         transcribe(server, "warm.wav", speech)
         time.sleep(1)
-        idle = rss_mb(server)
+        idle = resident_mb(server.process.pid)
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda _: transcribe(server, "s.wav", speech)[0], range(16)))
         assert all(answer.status_code == 200 for answer in answers)
@@ -198,7 +184,11 @@ def test_memory_returns_after_a_burst_and_bombs() -> None:
             answer, _ = transcribe(server, "bomb.webm", bomb)
             assert error_of(answer)["code"] == "audio_too_long"
         # Before: 450-900 MB above idle for as long as the engine ran.
-        wait_until(lambda: rss_mb(server) < idle + 100, 20, f"RSS back near idle ({idle:.0f} MB)")
+        wait_until(
+            lambda: resident_mb(server.process.pid) < idle + 100,
+            20,
+            f"RSS back near idle ({idle:.0f} MB)",
+        )
 
 
 def test_a_body_that_stops_arriving_is_recorded_as_408(clip: bytes) -> None:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.fake_kubernetes import FakeKubernetes, fake_kubernetes
-from tests.servers import RunningServer, engine_server, openai_client, router_server, wait_until
+from tests.servers import RunningServer, openai_client, router_server, wait_until
 from tests.speech import compose, wav_bytes
 from tests.wer import word_error_rate
 
@@ -18,12 +18,6 @@ MODEL = "whisper-tiny.en"
 TEXT = "The meeting has been moved to Thursday afternoon."
 ENGINE = {"app": "engine"}
 OTHER = {"app": "something-else"}
-
-
-@pytest.fixture(scope="module")
-def engines() -> Iterator[list[RunningServer]]:
-    with engine_server("--model", MODEL) as first, engine_server("--model", MODEL) as second:
-        yield [first, second]
 
 
 @pytest.fixture

@@ -10,22 +10,25 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect as connect_async
 from websockets.exceptions import ConnectionClosed
 
-from tests.realtime_client import RealtimeClient, realtime_session
-from tests.servers import RunningServer, engine_server, metric, openai_client, wait_until
+from tests.realtime_client import realtime_session
+from tests.servers import (
+    RunningServer,
+    engine_server,
+    metric,
+    openai_client,
+    resident_mb,
+    wait_until,
+)
 from tests.speech import compose, raw_pcm, wav_bytes
-from tests.texts import STORY
+from tests.texts import COFFEE_ORDER, MEETING_MOVED, STORY
 
 MODEL = "whisper-tiny.en"
-FIRST = "I would like a large coffee with milk and no sugar."
-SECOND = "The meeting has been moved to Thursday afternoon."
 TINY = {"type": "transcription", "audio": {"input": {"transcription": {"model": MODEL}}}}
 CAP = 3
 IDLE_S = 2.0
@@ -55,24 +58,16 @@ def tight_engine() -> Iterator[RunningServer]:
         yield server
 
 
-def rss_mb(server: RunningServer) -> float:
-    """The engine's resident memory now (VmRSS), in MB."""
-    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc status")
-
-
 @contextmanager
 def peak_rss_growth(server: RunningServer) -> Iterator[list[float]]:
     """Sample the engine's VmRSS while the block runs; yields [growth in MB] once it ends."""
-    baseline = rss_mb(server)
+    baseline = resident_mb(server.process.pid)
     samples = [baseline]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.01):
-            samples.append(rss_mb(server))
+            samples.append(resident_mb(server.process.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -83,17 +78,6 @@ def peak_rss_growth(server: RunningServer) -> Iterator[list[float]]:
         done.set()
         sampler.join(timeout=5)
         growth.append(max(samples) - baseline)
-
-
-def closed_with(session: RealtimeClient, timeout: float = 30.0) -> tuple[list[dict[str, Any]], Any]:
-    """Every event until the server closes the connection, and the close frame it sent."""
-    events: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            events.append(session.recv(timeout=max(deadline - time.monotonic(), 0.1)))
-    assert closed.value.rcvd is not None, "the server sent no close frame"
-    return events, closed.value.rcvd
 
 
 def test_a_client_that_does_not_read_is_closed_with_a_reason(engine: RunningServer) -> None:
@@ -116,7 +100,7 @@ def test_a_client_that_does_not_read_is_closed_with_a_reason(engine: RunningServ
                 timeout=60,
                 what="the engine to give up on the client",
             )
-        events, close = closed_with(session)
+        events, close = session.until_closed()
     print(f"slow reader: engine memory +{growth[0]:.0f} MB; {len(events)} events, then close")
     assert growth[0] < 25
     assert close.code == 1008
@@ -173,7 +157,7 @@ def test_an_oversized_message_is_refused_with_a_close_reason(engine: RunningServ
         session.recv()
         with suppress(ConnectionClosed):  # refused while it was still being sent
             session.connection.send(message)
-        _, close = closed_with(session)
+        _, close = session.until_closed()
     assert close.code == 1009
     assert "exceeds limit" in close.reason
     assert growth[0] < 2 * 16 + 20
@@ -190,7 +174,7 @@ def test_sessions_past_the_cap_are_refused_clearly(tight_engine: RunningServer) 
         for session in (first, second, third):
             assert session.recv()["type"] == "session.created"
         with realtime_session(tight_engine.url) as refused:
-            events, close = closed_with(refused)
+            events, close = refused.until_closed()
         assert [event["type"] for event in events] == ["error"]
         assert events[0]["error"]["code"] == "session_limit_reached"
         assert close.code == 1013
@@ -213,7 +197,7 @@ def test_an_idle_session_is_closed_with_a_reason(tight_engine: RunningServer) ->
             session.send("input_audio_buffer.clear")
             assert session.recv()["type"] == "input_audio_buffer.cleared"
         quiet_since = time.monotonic()
-        events, close = closed_with(session, timeout=IDLE_S + 10)
+        events, close = session.until_closed(timeout=IDLE_S + 10)
         waited = time.monotonic() - quiet_since
     assert IDLE_S - 0.5 <= waited <= IDLE_S + 5
     assert events[-1]["error"]["code"] == "session_idle_timeout"
@@ -254,14 +238,11 @@ def test_malformed_inputs_get_error_events_and_the_session_keeps_working(
     with realtime_session(engine.url) as session:
         session.recv()
         for message, code, words in MALFORMED:
-            session.connection.send(message)
-            error = session.recv()
-            assert error["type"] == "error", (message[:80], error)
-            assert error["error"]["code"] == code, (message[:80], error)
-            assert words in error["error"]["message"], (message[:80], error)
+            error = session.error_for(message)
+            assert error["code"] == code and words in error["message"], (message[:80], error)
         session.send("session.update", session=TINY)
         assert session.recv()["type"] == "session.updated"
-        session.append(raw_pcm(compose([0.5, FIRST, 1.2]).samples))
+        session.append(raw_pcm(compose([0.5, COFFEE_ORDER, 1.2]).samples))
         completed = session.until("conversation.item.input_audio_transcription.completed")[-1]
     assert "coffee" in completed["transcript"].lower()
 
@@ -271,7 +252,7 @@ def test_invalid_utf8_fails_the_connection_with_1007(engine: RunningServer) -> N
     with realtime_session(engine.url) as session:
         session.recv()
         session.connection.send(b'{"type": "\xff"}', text=True)
-        _, close = closed_with(session)
+        _, close = session.until_closed()
     assert close.code == 1007
 
 
@@ -312,8 +293,8 @@ def test_many_live_sessions_beside_http(engine: RunningServer) -> None:
     the long file does not hold the turns back (the scheduler takes turns between requests),
     and the turns come back. (The old code, at 100 sessions: a probe timed out at 60 s; 146
     of 1,300 turns done.)"""
-    pcm = raw_pcm(compose([0.4, FIRST, 0.8, SECOND, 0.8, FIRST, 1.0]).samples)
-    clip = wav_bytes(compose([0.3, SECOND, 0.3]).samples)
+    pcm = raw_pcm(compose([0.4, COFFEE_ORDER, 0.8, MEETING_MOVED, 0.8, COFFEE_ORDER, 1.0]).samples)
+    clip = wav_bytes(compose([0.3, MEETING_MOVED, 0.3]).samples)
     story = wav_bytes(compose([part for sentence in STORY for part in (sentence, 0.5)]).samples)
     client = openai_client(engine.url, timeout=120)
 
@@ -375,7 +356,7 @@ def test_sessions_sending_faster_than_real_time_do_not_hold_back_files(
     for sentence in STORY * 2:
         parts += [sentence, 0.8]
     pcm = raw_pcm(compose(parts).samples)
-    clip = wav_bytes(compose([0.3, SECOND, 0.3]).samples)
+    clip = wav_bytes(compose([0.3, MEETING_MOVED, 0.3]).samples)
     client = openai_client(engine.url, timeout=120)
 
     def transcribe() -> float:

@@ -30,22 +30,10 @@ from tests.servers import (
     wait_until,
 )
 from tests.speech import compose, wav_bytes
-from tests.texts import STORY
+from tests.texts import COFFEE_ORDER, STORY
 from tests.wer import word_error_rate
 
 MODEL = "whisper-tiny.en"
-TEXT = "I would like a large coffee with milk and no sugar."
-
-
-@pytest.fixture(scope="module")
-def clip() -> bytes:
-    return wav_bytes(compose([0.3, TEXT, 0.3]).samples)
-
-
-@pytest.fixture(scope="module")
-def engines() -> Iterator[list[RunningServer]]:
-    with engine_server("--model", MODEL) as first, engine_server("--model", MODEL) as second:
-        yield [first, second]
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +86,7 @@ def test_stream_passes_through(router: RunningServer, clip: bytes) -> None:
         sdk(router).audio.transcriptions.create(model=MODEL, file=("a.wav", clip), stream=True)
     )
     assert [e.type for e in events][-1] == "transcript.text.done"
-    assert word_error_rate(TEXT, events[-1].text) <= 0.2  # type: ignore[union-attr]
+    assert word_error_rate(COFFEE_ORDER, events[-1].text) <= 0.2  # type: ignore[union-attr]
 
 
 def test_model_after_the_file_still_routes(router: RunningServer, clip: bytes) -> None:
@@ -113,7 +101,7 @@ def test_model_after_the_file_still_routes(router: RunningServer, clip: bytes) -
     )
     assert response.status_code == 200, response.text
     assert response.headers["x-request-id"] == "req-after-file"
-    assert word_error_rate(TEXT, response.text) <= 0.2
+    assert word_error_rate(COFFEE_ORDER, response.text) <= 0.2
 
 
 def test_requests_spread_over_the_backends(router: RunningServer, clip: bytes) -> None:
@@ -122,7 +110,7 @@ def test_requests_spread_over_the_backends(router: RunningServer, clip: bytes) -
         url: metric(router, "stenostack_router_requests_total", backend=url, status="200")
         for url in [b for b in _backends(router)]
     }
-    assert all(word_error_rate(TEXT, text) <= 0.2 for text in concurrently(client, clip, 8))
+    assert all(word_error_rate(COFFEE_ORDER, text) <= 0.2 for text in concurrently(client, clip, 8))
     served = {
         url: metric(router, "stenostack_router_requests_total", backend=url, status="200") - count
         for url, count in before.items()
@@ -188,7 +176,7 @@ def test_api_keys(engines: list[RunningServer], clip: bytes) -> None:
             assert caught.value.code == "invalid_api_key"
         for key in ("k-one", "k-two"):
             text = sdk(r, key).audio.transcriptions.create(model=MODEL, file=("a.wav", clip)).text
-            assert word_error_rate(TEXT, text) <= 0.2
+            assert word_error_rate(COFFEE_ORDER, text) <= 0.2
         assert httpx.get(f"{r.url}/health", timeout=5).status_code == 200
         assert httpx.get(f"{r.url}/v1/models", timeout=5).status_code == 401
 
@@ -270,7 +258,7 @@ def test_a_full_engine_answers_429_and_the_request_goes_elsewhere(clip: bytes) -
         wait_until(lambda: metric(full, "stenostack_requests_running") > 0, what="busy")
         for _ in range(4):  # round robin sends some of these to the full engine first
             text = sdk(r).audio.transcriptions.create(model=MODEL, file=("a.wav", clip)).text
-            assert word_error_rate(TEXT, text) <= 0.2
+            assert word_error_rate(COFFEE_ORDER, text) <= 0.2
         retried = metric(r, "stenostack_router_retries_total", backend=full.url, reason="429")
         assert retried >= 1
         assert metric(r, "stenostack_router_backend_ejections_total", backend=full.url) == 0
@@ -334,7 +322,7 @@ def test_several_worker_processes(engines: list[RunningServer], clip: bytes) -> 
         children = Path(f"/proc/{r.process.pid}/task/{r.process.pid}/children").read_text()
         assert len(children.split()) >= 2
         texts = concurrently(sdk(r), clip, 8)
-        assert all(word_error_rate(TEXT, text) <= 0.2 for text in texts)
+        assert all(word_error_rate(COFFEE_ORDER, text) <= 0.2 for text in texts)
 
 
 def test_upload_over_the_router_limit(engines: list[RunningServer]) -> None:

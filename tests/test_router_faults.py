@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -24,29 +23,17 @@ from openai import OpenAI
 from tests.multipart import multipart
 from tests.servers import (
     RunningServer,
-    engine_server,
     metric,
     openai_client,
     router_server,
     wait_until,
 )
 from tests.speech import compose, wav_bytes
-from tests.texts import STORY
+from tests.texts import COFFEE_ORDER, STORY
+from tests.uploads import hang_up_halfway, raw_request
 
 MODEL = "whisper-tiny.en"
-TEXT = "I would like a large coffee with milk and no sugar."
 TRANSCRIBE = "/v1/audio/transcriptions"
-
-
-@pytest.fixture(scope="module")
-def clip() -> bytes:
-    return wav_bytes(compose([0.3, TEXT, 0.3]).samples)
-
-
-@pytest.fixture(scope="module")
-def engines() -> Iterator[list[RunningServer]]:
-    with engine_server("--model", MODEL) as first, engine_server("--model", MODEL) as second:
-        yield [first, second]
 
 
 def router_for(engines: list[RunningServer], *args: str) -> AbstractContextManager[RunningServer]:
@@ -59,29 +46,6 @@ def sdk(server: RunningServer) -> OpenAI:
 
 def transcribe(client: OpenAI, clip: bytes) -> str:
     return client.audio.transcriptions.create(model=MODEL, file=("a.wav", clip)).text
-
-
-def raw_request(url: str, body: bytes, content_type: str) -> socket.socket:
-    """A connection that has sent the request's headers (announcing all of ``body``)."""
-    address = urlsplit(url)
-    connection = socket.create_connection((address.hostname, address.port), timeout=30)
-    head = (
-        f"POST {TRANSCRIBE} HTTP/1.1\r\nHost: {address.netloc}\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    connection.sendall(head.encode())
-    return connection
-
-
-def hang_up_halfway(url: str, clip: bytes, *, model_first: bool) -> None:
-    """Send half a multipart upload, then close the connection. With the model first the
-    router has already begun streaming it to a backend; with the file first (the SDK's
-    order) it is still reading ahead to find the model."""
-    model, file = ("model", MODEL), ("file", ("a.wav", clip))
-    body, content_type = multipart([model, file] if model_first else [file, model])
-    with raw_request(url, body, content_type) as connection:
-        connection.sendall(body[: len(body) // 2])
-        time.sleep(0.3)  # the router reads it and, with the model known, sends it upstream
 
 
 def read_response(connection: socket.socket) -> tuple[int, dict[str, Any]]:
@@ -113,7 +77,7 @@ def test_aborted_uploads_are_the_clients_and_eject_no_backend(
     aborts = 6
     with router_for(engines) as router:
         for index in range(aborts):
-            hang_up_halfway(router.url, clip, model_first=index % 3 != 2)
+            hang_up_halfway(router.url, MODEL, clip, model_first=index % 3 != 2)
         wait_until(
             lambda: router_answered(router, 499) == aborts,
             timeout=15,
@@ -151,6 +115,18 @@ def test_a_stalled_upload_is_a_408_and_blames_no_backend(
         assert "Traceback" not in router.log()
 
 
+def with_boundary(
+    router: RunningServer, body: bytes, boundary: str, replacement: str, timeout: float
+) -> httpx.Response:
+    """The answer to the multipart ``body`` sent with ``replacement`` for its boundary."""
+    return httpx.post(
+        f"{router.url}{TRANSCRIBE}",
+        content=body.replace(boundary.encode(), replacement.encode()),
+        headers={"content-type": f"multipart/form-data; boundary={replacement}"},
+        timeout=timeout,
+    )
+
+
 def test_malformed_and_oversized_bodies_are_the_clients(
     engines: list[RunningServer], clip: bytes
 ) -> None:
@@ -158,13 +134,7 @@ def test_malformed_and_oversized_bodies_are_the_clients(
     boundary = content_type.split("boundary=")[1]
     with router_for(engines, "--max-upload-mb", "1") as router:
         for length in (5000, 71):
-            long_boundary = "b" * length
-            response = httpx.post(
-                f"{router.url}{TRANSCRIBE}",
-                content=body.replace(boundary.encode(), long_boundary.encode()),
-                headers={"content-type": f"multipart/form-data; boundary={long_boundary}"},
-                timeout=30,
-            )
+            response = with_boundary(router, body, boundary, "b" * length, timeout=30)
             assert response.status_code == 400, response.text
             assert response.json()["error"]["type"] == "invalid_request_error"
             assert str(length) in response.json()["error"]["message"]
@@ -176,13 +146,7 @@ def test_malformed_and_oversized_bodies_are_the_clients(
         )
         assert garbled.status_code == 400, garbled.text
         # The longest boundary RFC 2046 allows is fine.
-        longest = "c" * 70
-        response = httpx.post(
-            f"{router.url}{TRANSCRIBE}",
-            content=body.replace(boundary.encode(), longest.encode()),
-            headers={"content-type": f"multipart/form-data; boundary={longest}"},
-            timeout=60,
-        )
+        response = with_boundary(router, body, boundary, "c" * 70, timeout=60)
         assert response.status_code == 200, response.text
         assert "coffee" in response.json()["text"].lower()
         assert router_answered(router, 400) == 1  # the garbled form; boundaries are refused earlier
@@ -279,7 +243,7 @@ def test_a_request_that_cannot_be_replayed_fails_fast_on_a_frozen_backend(
     with router_for([stopped_engine], "--config", str(config)) as router:
         transcribe(sdk(router), clip)
         # Larger than the socket buffers: the upload is still being streamed when it freezes.
-        big = wav_bytes(compose([0.3, TEXT, 60.0, TEXT, 0.3]).samples)
+        big = wav_bytes(compose([0.3, COFFEE_ORDER, 60.0, COFFEE_ORDER, 0.3]).samples)
         outcome: list[httpx.Response] = []
 
         def upload() -> None:

@@ -24,6 +24,9 @@ STORY = [
     "When they came home the whole village gathered to hear the tale.",
     "Since that day the library has been open to everyone who visits.",
 ]
+# Short sentences; the first is what the shared ``clip`` fixture (tests/conftest.py) says.
+COFFEE_ORDER = "I would like a large coffee with milk and no sugar."
+MEETING_MOVED = "The meeting has been moved to Thursday afternoon."
 LONG_SILENCE = 25.0  # longer than the model's window: nothing may be invented here
 
 SPANISH = "Buenos días. Hoy hace muy buen tiempo y vamos a caminar por el parque."

@@ -9,13 +9,13 @@ or an upstream request).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from starlette.requests import Request
 
 from stenostack.errors import ClientDisconnected
+from stenostack.http.race import cancel_unless
 
 ResultT = TypeVar("ResultT")
 
@@ -30,20 +30,7 @@ async def unless_disconnected(
     ``body_read`` waits until the request's body has been read whole, for work that is
     still sending it (a proxy); without it the body must already be read.
     """
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request, body_read))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    finally:
-        watcher.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    raise ClientDisconnected()
+    return await cancel_unless(work, _disconnected(request, body_read), ClientDisconnected)
 
 
 async def _disconnected(request: Request, body_read: Callable[[], Awaitable[None]] | None) -> None:

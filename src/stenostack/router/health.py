@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -21,11 +20,9 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from stenostack.router.backend import Backend
+from stenostack.router.backend_checks import BackendChecks
 from stenostack.router.headers import backend_authorization
 from stenostack.router.liveness import LivenessProbe
-from stenostack.router.metrics import RouterMetrics
-from stenostack.router.pool import BackendPool
-from stenostack.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +30,7 @@ HEALTHCHECK_AUDIO = resources.files("stenostack.router").joinpath("healthcheck.w
 QUEUED_AUDIO_METRIC = "stenostack_queued_audio_seconds"
 
 
-@dataclass
-class HealthChecker:
-    pool: BackendPool
-    session: aiohttp.ClientSession
-    settings: RouterSettings  # the settings in force: a reload changes them in place
-    metrics: RouterMetrics
-
+class HealthChecker(BackendChecks):
     async def run(self) -> None:
         """Health rounds and liveness probes, each on its own interval, until cancelled."""
         liveness = LivenessProbe(self.pool, self.session, self.settings, self.metrics)

@@ -14,26 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 
 import aiohttp
 
 from stenostack.router.backend import Backend
+from stenostack.router.backend_checks import BackendChecks
 from stenostack.router.headers import backend_authorization
-from stenostack.router.metrics import RouterMetrics
-from stenostack.router.pool import BackendPool
-from stenostack.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class LivenessProbe:
-    pool: BackendPool
-    session: aiohttp.ClientSession
-    settings: RouterSettings  # the settings in force: a reload changes them in place
-    metrics: RouterMetrics
-
+class LivenessProbe(BackendChecks):
     async def run(self) -> None:
         while True:
             started = time.monotonic()

@@ -26,9 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import aiohttp
 from starlette.requests import Request
@@ -36,6 +34,7 @@ from starlette.responses import Response
 
 from stenostack.errors import APIError, ClientDisconnected, ModelNotFound
 from stenostack.http.disconnect import unless_disconnected
+from stenostack.http.race import cancel_unless
 from stenostack.router.attempt import Answered, AttemptAccount, GiveUp, Outcome, Retry
 from stenostack.router.backend import Backend
 from stenostack.router.balancer import Balancer
@@ -61,8 +60,6 @@ MAX_REFUSAL_BODY = 64 * 1024
 SMALL_RESPONSE_BYTES = 1024 * 1024
 # The backend label of requests the router answered itself (refused, or the client's fault).
 ROUTER_ITSELF = "none"
-
-ResultT = TypeVar("ResultT")
 
 
 @dataclass
@@ -155,7 +152,9 @@ class Proxy:
             auto_decompress=False,
         )
         return await unless_disconnected(
-            request, _unless_lost(account.lost, sending), outgoing.body.wait_complete
+            request,
+            cancel_unless(sending, account.lost.wait(), BackendUnresponsive),
+            outgoing.body.wait_complete,
         )
 
     def _unsent(
@@ -213,7 +212,9 @@ class Proxy:
                 UpstreamResponse(upstream, idle_s, on_end=account.answered, lost=account.lost)
             )
         # Most answers are a few bytes of JSON: read them here and skip streaming.
-        body = await _unless_lost(account.lost, asyncio.wait_for(upstream.read(), idle_s))
+        body = await cancel_unless(
+            asyncio.wait_for(upstream.read(), idle_s), account.lost.wait(), BackendUnresponsive
+        )
         upstream.release()
         account.answered(status)
         return Answered(Response(body, status, headers=client_response_headers(upstream)))
@@ -245,25 +246,6 @@ class Proxy:
             log.warning("backend %s ejected after failures", backend.url)
             metrics.child(metrics.ejections, backend.url).inc()
             metrics.child(metrics.backend_healthy, backend.url).set(0)
-
-
-async def _unless_lost(lost: asyncio.Event, work: Awaitable[ResultT]) -> ResultT:
-    """``work``'s result, unless its backend is lost first: then ``work`` is cancelled and
-    :class:`BackendUnresponsive` raised."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(lost.wait())
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    finally:
-        watcher.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    raise BackendUnresponsive()
 
 
 def _small_and_whole(upstream: aiohttp.ClientResponse) -> bool:
