@@ -35,7 +35,7 @@ from stenostack.engine.pipeline import (
     prepare_audio,
     silent_transcript,
 )
-from stenostack.engine.scheduler import BatchScheduler
+from stenostack.engine.scheduler import BatchScheduler, WorkClass
 from stenostack.metrics import EngineMetrics
 from stenostack.models.base import (
     DeltaSink,
@@ -107,6 +107,7 @@ class Engine:
         *,
         on_admitted: Callable[[], None] | None = None,
         on_delta: DeltaSink | None = None,
+        work_class: WorkClass = "file",
     ) -> EngineResult:
         """Transcribe ``source``: a file to decode, or audio already decoded.
 
@@ -114,7 +115,9 @@ class Engine:
         answers 429 without decoding anything. ``on_admitted`` is called once the audio is
         decoded and the model has accepted the work, so a streaming response knows that no
         4xx can come any more. ``on_delta`` is called on the event loop with each piece of
-        text as soon as it is final. Cancelling the caller's task cancels the remaining work.
+        text as soon as it is final. ``work_class`` says which class shares model time
+        with the other (a live turn passes ``"live"``). Cancelling the caller's task cancels
+        the remaining work.
         """
         root, model, options = self.model_for(model_name, options)
         scheduler = self._scheduler(root, model)
@@ -147,7 +150,8 @@ class Engine:
         finished = False
         started = time.perf_counter()
         ticket = scheduler.submit(
-            model.start_transcription(prepared.speech, options, _on_loop(loop, on_delta))
+            model.start_transcription(prepared.speech, options, _on_loop(loop, on_delta)),
+            work_class,
         )
         try:
             transcript = await asyncio.wrap_future(ticket.future)

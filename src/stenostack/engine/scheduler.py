@@ -1,12 +1,15 @@
 """One model's scheduler: it runs the steps of every in-flight request in shared batches.
 
 Each request is a job (see :mod:`stenostack.models.base`) with at most one step pending.
-The scheduler's thread repeatedly takes the step that has waited longest, batches it with
+The scheduler's thread repeatedly takes a step to lead the next batch, batches it with
 every other pending step of the same shape (up to the model's cap), runs that one model
-call and hands each job its result. Taking the oldest step first interleaves requests: a
-long file gets one window per batch and then goes to the back, so short requests that
-arrive behind it are not starved, and a request that conditions on its own previous text
-still runs its windows in order.
+call and hands each job its result. Within a class of work (uploaded files, live turns) the
+leader is the step that has waited longest: a long file gets one window per batch and then
+goes to the back, so short requests that arrive behind it are not starved, and a request
+that conditions on its own previous text still runs its windows in order. Across classes,
+the one that has had least model time leads (:mod:`stenostack.engine.fair_share`), so 64
+flooding live sessions delay a file by about one batch per step, not 64; the batch it leads
+still takes every compatible step of either class.
 
 A lone request runs at once. Only while other requests are being decoded (and so about to
 arrive) does the scheduler hold a batch back, for at most the gather window, to let them
@@ -21,12 +24,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
+from stenostack.engine.fair_share import FairShare
 from stenostack.metrics import EngineMetrics
 from stenostack.models.base import ModelStep, SpeechToTextModel, Transcript, TranscriptionJob
 
 log = logging.getLogger(__name__)
+
+#: What a job is, for sharing model time: an uploaded file, or a live (realtime) turn.
+WorkClass = Literal["file", "live"]
 
 
 @dataclass(eq=False)
@@ -34,6 +41,7 @@ class _Entry:
     job: TranscriptionJob
     future: Future[Transcript]
     submitted_at: float
+    work_class: WorkClass
     step: ModelStep | None = None  # None until the job has been run up to its first step
     ready_since: float = 0.0
     started: bool = False
@@ -71,6 +79,7 @@ class BatchScheduler:
         self._closed = False
         # Total time in model calls: with the audio finished, the speed Retry-After uses.
         self._busy_seconds = 0.0
+        self._share = FairShare[WorkClass](get_args(WorkClass))
         self._thread = threading.Thread(
             target=self._run, name=f"scheduler-{model_name}", daemon=True
         )
@@ -82,8 +91,10 @@ class BatchScheduler:
         """Mark a request as on its way (being decoded), so batches may wait for it."""
         return _Preparing(self)
 
-    def submit(self, job: TranscriptionJob) -> Ticket:
-        entry = _Entry(job=job, future=Future(), submitted_at=time.perf_counter())
+    def submit(self, job: TranscriptionJob, work_class: WorkClass = "file") -> Ticket:
+        entry = _Entry(
+            job=job, future=Future(), submitted_at=time.perf_counter(), work_class=work_class
+        )
         with self._cond:
             if self._closed:
                 raise RuntimeError("the scheduler is shut down")
@@ -124,7 +135,9 @@ class BatchScheduler:
                     self._finish(entry, error=exc)
                 continue
             finally:
-                self._busy_seconds += time.perf_counter() - started
+                elapsed = time.perf_counter() - started
+                self._busy_seconds += elapsed
+                self._share.charge(elapsed, (entry.work_class for entry in batch))
             for entry, result in zip(batch, results, strict=True):
                 self._advance(entry, result)
 
@@ -175,10 +188,15 @@ class BatchScheduler:
         if not ready:
             return []
         ready.sort(key=lambda entry: entry.ready_since)
-        first = ready[0]
+        oldest: dict[WorkClass, _Entry] = {}
+        for entry in ready:
+            oldest.setdefault(entry.work_class, entry)
+        leading = self._share.leader(list(oldest))
+        first = oldest[leading]
         assert first.step is not None
         key = first.step.batch_key
         same = [e for e in ready if e.step is not None and e.step.batch_key == key]
+        same.sort(key=lambda entry: entry.work_class != leading)  # stable: each by age
         return same[: self.model.max_batch_size(first.step)]
 
     def _worth_gathering(self, batch: list[_Entry]) -> bool:

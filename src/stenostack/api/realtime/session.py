@@ -44,6 +44,7 @@ from stenostack.audio.live_input import LiveAudioConverter
 from stenostack.audio.samples import Int16Audio
 from stenostack.audio.turns import StreamingVad, TurnDetector, TurnEvent
 from stenostack.engine.engine import Engine
+from stenostack.engine.memory import release_free_memory
 from stenostack.errors import APIError, EngineOverloaded
 from stenostack.metrics import EngineMetrics
 from stenostack.models.base import TextDelta, TranscriptionOptions
@@ -68,6 +69,10 @@ CLOSE_POLICY = 1008
 CLOSE_TRY_LATER = 1013
 # The closing handshake with a client that may not be reading waits at most this long.
 CLOSE_GRACE_S = 10.0
+# An append at least this large is followed by handing its freed memory back to the system
+# (glibc keeps the pieces of a converted 16 MiB message: ten such sessions left the engine
+# ~320-420 MB above idle).
+LARGE_APPEND_BYTES = 1024 * 1024
 # OpenAI refuses to commit less than this.
 MIN_COMMIT_MS = 100
 # Events of a conversation (model responses), which a transcription session does not have.
@@ -138,6 +143,8 @@ class RealtimeSession:
             await asyncio.gather(writer, return_exceptions=True)
         if end is not None:
             await self._close(end)
+        # What the session held (its buffer, its VAD state) goes back to the system.
+        await asyncio.to_thread(release_free_memory)
 
     def emit(self, event: events.Event) -> None:
         """Queue an event for the client; one writer keeps them in order."""
@@ -303,6 +310,8 @@ class RealtimeSession:
         if self._turns is not None and not self._turns.speaking:
             prefix = self._turns.settings.prefix_padding_ms * self.sample_rate // 1000
             self.buffer.drop_before(self._turns.position - prefix)
+        if len(audio) >= LARGE_APPEND_BYTES:  # its decoded and converted copies are freed
+            await asyncio.to_thread(release_free_memory)
 
     def _ingest(self, audio: str) -> list[TurnEvent]:
         """Decode, convert, buffer and judge appended audio (blocking: runs on a worker
@@ -445,7 +454,7 @@ class RealtimeSession:
             with record.recording():  # also a turn cancelled as the client left (499)
                 async with self._transcribing:
                     result = await self.engine.run(
-                        settings.model, decoded, options, on_delta=on_delta
+                        settings.model, decoded, options, on_delta=on_delta, work_class="live"
                     )
         except Exception as exc:
             if not isinstance(exc, APIError):
