@@ -31,11 +31,9 @@ from tests.servers import (
     wait_until,
 )
 from tests.speech import compose, raw_pcm, wav_bytes
-from tests.texts import STORY
+from tests.texts import COFFEE_ORDER, MEETING_MOVED, STORY
 
 MODEL = "whisper-tiny.en"
-FIRST = "I would like a large coffee with milk and no sugar."
-SECOND = "The meeting has been moved to Thursday afternoon."
 COMPLETED = "conversation.item.input_audio_transcription.completed"
 FLOODING_SESSIONS = 64  # the engine's default session cap
 LONG_FILES = 8
@@ -80,7 +78,7 @@ async def flooding_session(server: RunningServer, message: str, completed: list[
 
 async def live_turn_seconds(server: RunningServer) -> float:
     """One spoken turn appended at once: seconds until its transcript is complete."""
-    pcm = raw_pcm(compose([0.3, FIRST, 1.2]).samples)
+    pcm = raw_pcm(compose([0.3, COFFEE_ORDER, 1.2]).samples)
     async with connect_async(ws_url(server), open_timeout=60) as connection:
         await connection.recv()  # session.created
         started = time.monotonic()
@@ -123,7 +121,7 @@ def test_a_file_beside_flooding_live_sessions_takes_about_its_solo_time(
     turn in the model; a 4 s file sent meanwhile leads a batch in turn with them instead of
     waiting behind all 64 at each step. (The old scheduler, oldest step first: 0.16 s
     alone, 6.6 s beside them.)"""
-    clip = wav_bytes(compose([0.3, SECOND, 0.3]).samples)
+    clip = wav_bytes(compose([0.3, MEETING_MOVED, 0.3]).samples)
     client = openai_client(engine.url, timeout=120)
 
     def transcribe() -> float:
@@ -217,7 +215,7 @@ def test_memory_returns_after_big_realtime_appends() -> None:
     with engine_server("--model", MODEL) as server:
         with realtime_session(server.url) as session:  # load the VAD model: part of idle
             session.recv()
-            session.append(raw_pcm(compose([0.3, FIRST, 0.5]).samples))
+            session.append(raw_pcm(compose([0.3, COFFEE_ORDER, 0.5]).samples))
             session.send("input_audio_buffer.clear")
             session.until("input_audio_buffer.cleared")
         time.sleep(1)
