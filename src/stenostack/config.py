@@ -49,6 +49,7 @@ class EngineSettings:
     keep_alive_timeout_s: float = ConnectionLimits.keep_alive_timeout_s
     max_header_bytes: int = ConnectionLimits.max_header_bytes
     max_connections: int = 0
+    drain_timeout_s: float = ConnectionLimits.drain_timeout_s
     # The largest realtime WebSocket message accepted (uvicorn's ws_max_size).
     realtime_max_message_bytes: int = 16 * 1024 * 1024
     # Realtime sessions open at once (more are refused); seconds a session may go without a

@@ -13,6 +13,7 @@ CONNECTION_SETTINGS = (
     "keep_alive_timeout_s",
     "max_header_bytes",
     "max_connections",
+    "drain_timeout_s",
 )
 
 
@@ -59,4 +60,11 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, with_defaults: 
         help="Connections held at once; past it a new one is answered 503 at once "
         "(default 0: as many as the open-file limit, raised to its maximum at start-up, "
         "leaves room for).",
+    )
+    parser.add_argument(
+        "--drain-timeout-s",
+        type=float,
+        default=default(limits.drain_timeout_s),
+        help="On SIGTERM, seconds to finish the requests in flight after the port is closed "
+        f"(default {limits.drain_timeout_s:g}).",
     )

@@ -26,6 +26,9 @@ class ConnectionLimits:
     max_header_bytes: int = 64 * 1024
     # Connections held at once; past it a new one is answered 503 at once.
     max_connections: int = 1024
+    # On SIGTERM the server stops listening and finishes the requests it holds: for at most
+    # this long (under Kubernetes' default grace period of 30 s), then it cancels the rest.
+    drain_timeout_s: float = 25.0
 
 
 class LimitedConfig(uvicorn.Config):
@@ -35,7 +38,10 @@ class LimitedConfig(uvicorn.Config):
     def __init__(self, app: Any, *, limits: ConnectionLimits, **options: Any) -> None:
         # uvicorn types the keep-alive timeout as int, but only hands it to call_later.
         keep_alive: Any = limits.keep_alive_timeout_s
-        super().__init__(app, timeout_keep_alive=keep_alive, **options)
+        drain: Any = limits.drain_timeout_s
+        super().__init__(
+            app, timeout_keep_alive=keep_alive, timeout_graceful_shutdown=drain, **options
+        )
         self.connection_limits = limits
 
 

@@ -31,6 +31,7 @@ class ConnectionSettings(Protocol):
     keep_alive_timeout_s: float
     max_header_bytes: int
     max_connections: int
+    drain_timeout_s: float
 
 
 def process_connection_limits(
@@ -47,6 +48,7 @@ def process_connection_limits(
         keep_alive_timeout_s=settings.keep_alive_timeout_s,
         max_header_bytes=settings.max_header_bytes,
         max_connections=settings.max_connections or derived,
+        drain_timeout_s=settings.drain_timeout_s,
     )
     if limits.max_connections > derived:
         log.warning(

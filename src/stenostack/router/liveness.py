@@ -6,7 +6,9 @@ engine answers ``GET /health`` from its event loop, which stays free while the m
 on its threads: a busy engine answers at once, and only a frozen (stopped, deadlocked,
 swapped out) or dead one does not. A backend that has not answered for
 ``liveness_timeout_s`` is lost: out of rotation, and its requests in flight are retried
-elsewhere (:mod:`.proxy`). Its first answer brings it back.
+elsewhere (:mod:`.proxy`). Its first answer brings it back. A backend that refuses the
+connection is not silent but gone or draining (an engine told to stop closes its port and
+finishes its requests): it leaves rotation, and what it holds is left to finish.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ class LivenessProbe(BackendChecks):
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 await response.read()  # any answer at all: its event loop runs
+        except aiohttp.ClientConnectorError as exc:
+            # Refused: nothing listens there. A draining engine closes its port first and
+            # then finishes what it holds, and a dead one has already reset its connections,
+            # so the backend leaves rotation without its requests in flight being cancelled.
+            if backend.record_failure(self.settings.outlier, connect_failed=True):
+                log.info("backend %s refuses connections (%s): out of rotation", backend.url, exc)
+                self.metrics.child(self.metrics.ejections, backend.url).inc()
         except (aiohttp.ClientError, TimeoutError) as exc:
             # One failed probe is not enough (a keep-alive connection the backend had just
             # closed fails too): only silence for the whole timeout is.

@@ -94,6 +94,7 @@ class RouterSettings:
     keep_alive_timeout_s: float = ConnectionLimits.keep_alive_timeout_s
     max_header_bytes: int = ConnectionLimits.max_header_bytes
     max_connections: int = 0
+    drain_timeout_s: float = ConnectionLimits.drain_timeout_s
 
     # Bound when the router starts (the socket, the processes, the discovery thread, the
     # log set-up, uvicorn's connection limits): a reloaded config file that changes them

@@ -1,0 +1,102 @@
+"""An engine told to stop (SIGTERM) behind a router, under load, loses no request: it closes
+its port, finishes the long transcription it holds, closes its realtime sessions with a
+reason, and exits within its drain timeout, while the router sends everything else to the
+engine that stays."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+from openai import OpenAI
+
+from tests.realtime_client import realtime_session
+from tests.servers import RunningServer, engine_server, metric, openai_client, router_server
+from tests.speech import compose, wav_bytes
+from tests.texts import COFFEE_ORDER, STORY
+from tests.wer import word_error_rate
+
+MODEL = "whisper-tiny.en"
+DRAIN_TIMEOUT_S = 30.0
+CLOSE_SERVICE_RESTART = 1012
+INFLIGHT = "stenostack_router_requests_inflight"
+
+
+def engine_holding_one(router: RunningServer, engines: list[RunningServer]) -> RunningServer:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for engine in engines:
+            if metric(router, INFLIGHT, backend=engine.url) == 1:
+                return engine
+        time.sleep(0.05)
+    raise AssertionError("the long request never reached an engine")
+
+
+def short_requests(client: OpenAI, clip: bytes, until: threading.Event) -> Counter[str]:
+    """Short transcriptions back to back from four threads until ``until`` is set."""
+    outcomes: Counter[str] = Counter()
+
+    def loop() -> None:
+        while not until.is_set():
+            try:
+                text = client.audio.transcriptions.create(model=MODEL, file=("a.wav", clip)).text
+                outcomes["coffee" if "coffee" in text.lower() else f"wrong: {text}"] += 1
+            except Exception as exc:  # every failure is counted and shown
+                outcomes[f"{type(exc).__name__}: {exc}"] += 1
+
+    threads = [threading.Thread(target=loop) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_an_engine_drains_without_losing_a_request() -> None:
+    story = compose([0.3, *STORY, 1.0, *STORY, 1.0, *STORY, 0.3])  # a few minutes: a long drain
+    clip = wav_bytes(compose([0.3, COFFEE_ORDER, 0.3]).samples)
+    drain = ("--drain-timeout-s", str(DRAIN_TIMEOUT_S))
+    with (
+        engine_server("--model", MODEL, *drain) as first,
+        engine_server("--model", MODEL, *drain) as second,
+        router_server("--backend", first.url, "--backend", second.url, "--routing", "round_robin")
+        as router,
+    ):  # fmt: skip
+        client = openai_client(router.url, timeout=180)
+        long_result: dict[str, str] = {}
+        long_request = threading.Thread(
+            target=lambda: long_result.update(
+                text=client.audio.transcriptions.create(
+                    model=MODEL, file=("story.wav", wav_bytes(story.samples))
+                ).text
+            )
+        )
+        long_request.start()
+        draining = engine_holding_one(router, [first, second])
+        done = threading.Event()
+        outcomes: Counter[str] = Counter()
+        load = threading.Thread(target=lambda: outcomes.update(short_requests(client, clip, done)))
+        with realtime_session(draining.url) as live:
+            assert live.recv()["type"] == "session.created"
+            load.start()
+            time.sleep(1)
+            stopped = time.monotonic()
+            os.kill(draining.process.pid, signal.SIGTERM)
+            _, close = live.until_closed(timeout=DRAIN_TIMEOUT_S)
+            assert close.code == CLOSE_SERVICE_RESTART
+            draining.process.wait(timeout=DRAIN_TIMEOUT_S + 10)
+            exited_after = time.monotonic() - stopped
+        long_request.join(timeout=120)
+        time.sleep(2)  # short requests after the engine left
+        done.set()
+        load.join()
+
+        assert exited_after < DRAIN_TIMEOUT_S, f"the engine took {exited_after:.1f} s to leave"
+        assert word_error_rate(story.text, long_result.get("text", "")) < 0.35, long_result
+        assert set(outcomes) == {"coffee"}, outcomes
+        assert outcomes["coffee"] >= 8
+        # The long request finished where it was: nothing was cancelled to be sent again.
+        assert metric(router, "stenostack_router_retries_total", reason="unresponsive") == 0
