@@ -1,7 +1,7 @@
-"""An engine told to stop (SIGTERM) behind a router, under load, loses no request: it closes
-its port, finishes the long transcription it holds, closes its realtime sessions with a
-reason, and exits within its drain timeout, while the router sends everything else to the
-engine that stays."""
+"""Servers told to stop (SIGTERM) lose no request. An engine behind a router, under load,
+closes its port, finishes the long transcription it holds, closes its realtime sessions with a
+reason and exits within its drain timeout, while the router sends everything else to the
+engine that stays; a router finishes the request it is relaying before it exits."""
 
 from __future__ import annotations
 
@@ -100,3 +100,31 @@ def test_an_engine_drains_without_losing_a_request() -> None:
         assert outcomes["coffee"] >= 8
         # The long request finished where it was: nothing was cancelled to be sent again.
         assert metric(router, "stenostack_router_retries_total", reason="unresponsive") == 0
+
+
+def test_a_router_drains_its_requests_in_flight() -> None:
+    story = compose([0.3, *STORY, 1.0, *STORY, 0.3])
+    with (
+        engine_server("--model", MODEL) as engine,
+        router_server("--backend", engine.url, "--drain-timeout-s", str(DRAIN_TIMEOUT_S))
+        as router,
+    ):  # fmt: skip
+        client = openai_client(router.url, timeout=180)
+        result: dict[str, str] = {}
+        request = threading.Thread(
+            target=lambda: result.update(
+                text=client.audio.transcriptions.create(
+                    model=MODEL, file=("story.wav", wav_bytes(story.samples))
+                ).text
+            )
+        )
+        request.start()
+        engine_holding_one(router, [engine])
+        time.sleep(0.5)
+        stopped = time.monotonic()
+        router.process.send_signal(signal.SIGTERM)
+        router.process.wait(timeout=DRAIN_TIMEOUT_S + 10)
+        exited_after = time.monotonic() - stopped
+        request.join(timeout=10)
+    assert exited_after < DRAIN_TIMEOUT_S, f"the router took {exited_after:.1f} s to leave"
+    assert word_error_rate(story.text, result.get("text", "")) < 0.35, result
