@@ -35,6 +35,20 @@ def engine_holding_one(router: RunningServer, engines: list[RunningServer]) -> R
     raise AssertionError("the long request never reached an engine")
 
 
+def transcribing(client: OpenAI, audio: bytes) -> tuple[threading.Thread, dict[str, str]]:
+    """A transcription of ``audio`` started on a thread; its text lands in the dict."""
+    result: dict[str, str] = {}
+
+    def transcribe() -> None:
+        result["text"] = client.audio.transcriptions.create(
+            model=MODEL, file=("long.wav", audio)
+        ).text
+
+    thread = threading.Thread(target=transcribe)
+    thread.start()
+    return thread, result
+
+
 def short_requests(client: OpenAI, clip: bytes, until: threading.Event) -> Counter[str]:
     """Short transcriptions back to back from four threads until ``until`` is set."""
     outcomes: Counter[str] = Counter()
@@ -66,15 +80,7 @@ def test_an_engine_drains_without_losing_a_request() -> None:
         as router,
     ):  # fmt: skip
         client = openai_client(router.url, timeout=180)
-        long_result: dict[str, str] = {}
-        long_request = threading.Thread(
-            target=lambda: long_result.update(
-                text=client.audio.transcriptions.create(
-                    model=MODEL, file=("story.wav", wav_bytes(story.samples))
-                ).text
-            )
-        )
-        long_request.start()
+        long_request, long_result = transcribing(client, wav_bytes(story.samples))
         draining = engine_holding_one(router, [first, second])
         done = threading.Event()
         outcomes: Counter[str] = Counter()
@@ -110,15 +116,7 @@ def test_a_router_drains_its_requests_in_flight() -> None:
         as router,
     ):  # fmt: skip
         client = openai_client(router.url, timeout=180)
-        result: dict[str, str] = {}
-        request = threading.Thread(
-            target=lambda: result.update(
-                text=client.audio.transcriptions.create(
-                    model=MODEL, file=("story.wav", wav_bytes(story.samples))
-                ).text
-            )
-        )
-        request.start()
+        request, result = transcribing(client, wav_bytes(story.samples))
         engine_holding_one(router, [engine])
         time.sleep(0.5)
         stopped = time.monotonic()

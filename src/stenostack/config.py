@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from stenostack.http.connection_limits import ConnectionLimits
+from stenostack.http.connection_limits import ConnectionSettings
 from stenostack.models.sources import DEFAULT_ALIASES, DEFAULT_MODELS
 
 
@@ -20,7 +20,9 @@ def _env_list(name: str) -> list[str]:
 
 
 @dataclass
-class EngineSettings:
+class EngineSettings(ConnectionSettings):
+    """The engine's settings; the connection limits' come from :class:`ConnectionSettings`."""
+
     host: str = "127.0.0.1"
     port: int = 8000
     # Each entry is a bundled name, a local directory or a hub id, optionally "name=source".
@@ -41,15 +43,6 @@ class EngineSettings:
     )
     # How long a batch may wait for requests still being decoded to join it.
     batch_gather_ms: float = 10.0
-    # Connection hygiene (http/connection_limits.py): the time a client may take over its
-    # headers, between pieces of its body and between requests; its headers' size; the
-    # connections held at once (0: as many as the open-file limit leaves room for).
-    header_timeout_s: float = ConnectionLimits.header_timeout_s
-    body_timeout_s: float = ConnectionLimits.body_timeout_s
-    keep_alive_timeout_s: float = ConnectionLimits.keep_alive_timeout_s
-    max_header_bytes: int = ConnectionLimits.max_header_bytes
-    max_connections: int = 0
-    drain_timeout_s: float = ConnectionLimits.drain_timeout_s
     # The largest realtime WebSocket message accepted (uvicorn's ws_max_size).
     realtime_max_message_bytes: int = 16 * 1024 * 1024
     # Realtime sessions open at once (more are refused); seconds a session may go without a

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
-from stenostack.http.connection_limits import ConnectionLimits
+from stenostack.http.connection_limits import ConnectionLimits, ConnectionSettings
 
 # The settings these flags set, by the same names on EngineSettings and RouterSettings.
-CONNECTION_SETTINGS = (
-    "header_timeout_s",
-    "body_timeout_s",
-    "keep_alive_timeout_s",
-    "max_header_bytes",
-    "max_connections",
-    "drain_timeout_s",
-)
+CONNECTION_SETTINGS = tuple(setting.name for setting in fields(ConnectionSettings))
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser, *, with_defaults: bool) -> None:

@@ -31,6 +31,20 @@ class ConnectionLimits:
     drain_timeout_s: float = 25.0
 
 
+@dataclass
+class ConnectionSettings:
+    """The limits as either server's settings name them (both inherit these fields, so the
+    flags, the router's config file and the environment all use the same names);
+    ``max_connections`` 0 means as many as the open-file limit leaves room for."""
+
+    header_timeout_s: float = ConnectionLimits.header_timeout_s
+    body_timeout_s: float = ConnectionLimits.body_timeout_s
+    keep_alive_timeout_s: float = ConnectionLimits.keep_alive_timeout_s
+    max_header_bytes: int = ConnectionLimits.max_header_bytes
+    max_connections: int = 0
+    drain_timeout_s: float = ConnectionLimits.drain_timeout_s
+
+
 class LimitedConfig(uvicorn.Config):
     """uvicorn's configuration carrying :class:`ConnectionLimits` to each connection's
     protocol; it travels to worker processes with the rest of the configuration."""

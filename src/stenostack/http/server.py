@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Protocol
+from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from stenostack.http.connection_limits import (
     ConnectionLimits,
+    ConnectionSettings,
     LimitedConfig,
     default_max_connections,
     raise_open_file_limit,
@@ -21,17 +22,6 @@ log = logging.getLogger(__name__)
 
 # uvicorn's exit status when the server could not start (the port taken, say).
 STARTUP_FAILURE = 3
-
-
-class ConnectionSettings(Protocol):
-    """What the engine's and the router's settings both name (see ``connection_flags``)."""
-
-    header_timeout_s: float
-    body_timeout_s: float
-    keep_alive_timeout_s: float
-    max_header_bytes: int
-    max_connections: int
-    drain_timeout_s: float
 
 
 def process_connection_limits(

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 
 from stenostack.http.connection_flags import CONNECTION_SETTINGS
-from stenostack.http.connection_limits import ConnectionLimits
+from stenostack.http.connection_limits import ConnectionSettings
 from stenostack.router.callers import CallerKey
 
 RoutingPolicy = Literal["least_load", "round_robin", "session_affinity"]
@@ -64,7 +64,10 @@ class KubernetesDiscovery:
 
 
 @dataclass
-class RouterSettings:
+class RouterSettings(ConnectionSettings):
+    """The router's settings; the limits on connections from callers come from
+    :class:`ConnectionSettings` (``max_connections`` is per worker)."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     backends: list[str] = field(default_factory=list)
@@ -87,14 +90,6 @@ class RouterSettings:
     log_level: str = "info"
     config_file: Path | None = None  # watched and applied again when it changes
     workers: int = 1  # router processes sharing the port (each keeps its own state)
-    # Connection hygiene toward callers (http/connection_limits.py); max_connections is per
-    # worker, 0: as many as the open-file limit leaves room for.
-    header_timeout_s: float = ConnectionLimits.header_timeout_s
-    body_timeout_s: float = ConnectionLimits.body_timeout_s
-    keep_alive_timeout_s: float = ConnectionLimits.keep_alive_timeout_s
-    max_header_bytes: int = ConnectionLimits.max_header_bytes
-    max_connections: int = 0
-    drain_timeout_s: float = ConnectionLimits.drain_timeout_s
 
     # Bound when the router starts (the socket, the processes, the discovery thread, the
     # log set-up, uvicorn's connection limits): a reloaded config file that changes them
