@@ -1,4 +1,5 @@
-"""How a benchmark ends: its targets, each met or missed, and an exit status to match."""
+"""How a benchmark reports: percentiles, and its targets, each met or missed, with an exit
+status to match."""
 
 from __future__ import annotations
 
@@ -9,3 +10,11 @@ def report_targets(targets: list[tuple[str, bool]]) -> int:
     for name, met in targets:
         print(f"- {name}: {'met' if met else 'MISSED'}")
     return 0 if all(met for _, met in targets) else 1
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0-1) of ``values``, nearest rank; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]

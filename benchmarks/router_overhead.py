@@ -35,7 +35,7 @@ from pathlib import Path
 import aiohttp
 from tests.servers import RunningServer, peak_rss_mb, router_server, server_process
 
-from benchmarks.report import report_targets
+from benchmarks.report import percentile, report_targets
 
 MODEL = "whisper-tiny.en"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -90,11 +90,6 @@ async def timed_requests(
 
         await asyncio.gather(*(worker(count // concurrency) for _ in range(concurrency)))
     return latencies
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
 def overhead(requests: int) -> dict[str, float]:

@@ -25,7 +25,6 @@ import random
 import statistics
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,9 +32,10 @@ from functools import partial
 
 import aiohttp
 from tests.bombs import opus_bomb
+from tests.multipart import multipart
 from tests.servers import engine_server, resident_mb, router_server
 
-from benchmarks.report import report_targets
+from benchmarks.report import percentile, report_targets
 from benchmarks.workloads import Clip, short_clips
 
 FORMATS = ("json", "text", "srt", "verbose_json")
@@ -68,20 +68,6 @@ class PhaseResult:
     failures: Counter[str] = field(default_factory=Counter)
 
 
-def multipart(fields: dict[str, str], audio: bytes) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-        for name, value in fields.items()
-    ]
-    head = "".join(parts) + (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
-        "Content-Type: audio/wav\r\n\r\n"
-    )
-    body = head.encode() + audio + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
 async def good_client(
     session: aiohttp.ClientSession, url: str, model: str, clips: list[Clip], seed: int,
     deadline: float, result: PhaseResult,
@@ -94,7 +80,7 @@ async def good_client(
         fields = {"model": model, "response_format": rng.choice(FORMATS)}
         if stream:
             fields = {"model": model, "stream": "true"}
-        body, kind = multipart(fields, clip.wav)
+        body, kind = multipart([*fields.items(), ("file", ("a.wav", clip.wav))])
         started = time.perf_counter()
         try:
             async with session.post(
@@ -165,6 +151,10 @@ async def one_shot(host: str, port: int, attack: Attack, request: bytes, hang_up
     opened = time.monotonic()
     try:
         reader, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        attack.ended[type(exc).__name__] += 1
+        return
+    try:
         writer.write(request)
         await writer.drain()
         if hang_up:
@@ -174,9 +164,10 @@ async def one_shot(host: str, port: int, attack: Attack, request: bytes, hang_up
             status = data.split(b" ", 2)[1].decode() if data.startswith(b"HTTP/") else "closed"
             attack.ended[f"answered {status}"] += 1
             attack.lifetimes.append(time.monotonic() - opened)
-        writer.close()
     except (OSError, TimeoutError) as exc:
         attack.ended[type(exc).__name__] += 1
+    finally:
+        writer.close()
 
 
 async def repeat(every_s: float, deadline: float, make: Callable[[], Awaitable[None]]) -> None:
@@ -191,7 +182,7 @@ async def repeat(every_s: float, deadline: float, make: Callable[[], Awaitable[N
 
 def _upload_request(model: str, audio: bytes, **fields: str) -> bytes:
     """A whole transcription request, as raw bytes for a socket."""
-    body, kind = multipart({"model": model, **fields}, audio)
+    body, kind = multipart([("model", model), *fields.items(), ("file", ("a.wav", audio))])
     head = (
         f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -202,7 +193,7 @@ def _upload_request(model: str, audio: bytes, **fields: str) -> bytes:
 def attackers(
     targets: list[tuple[str, int]], model: str, clip: Clip, deadline: float
 ) -> tuple[list[Attack], list[Awaitable[None]]]:
-    body, kind = multipart({"model": model}, clip.wav)
+    body, kind = multipart([("model", model), ("file", ("a.wav", clip.wav))])
     post = (
         f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
@@ -292,13 +283,6 @@ async def phase(
     return result, attacks
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
-
-
 def host_port(url: str) -> tuple[str, int]:
     host, port = url.removeprefix("http://").split(":")
     return host, int(port)
@@ -348,9 +332,10 @@ def main() -> int:
     for name, result in results.items():
         p95 = percentile(result.latencies, 0.95)
         failures = ", ".join(f"{k}: {v}" for k, v in result.failures.items()) or "0"
+        p50 = statistics.median(result.latencies) if result.latencies else float("nan")
         print(
             f"| {name} | {len(result.latencies)} | {failures} | "
-            f"{statistics.median(result.latencies):.2f} | {p95:.2f} | {p95 / clean_p95:.2f} |"
+            f"{p50:.2f} | {p95:.2f} | {p95 / clean_p95:.2f} |"
         )
     print("\nAttackers (against engine and router), how their connections ended")
     print("| attack | endings | median lifetime s |\n|---|---|---|")
