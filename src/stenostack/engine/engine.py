@@ -145,15 +145,15 @@ class Engine:
                 on_admitted()
             return EngineResult(silent_transcript(model, options, prepared.duration), model)
 
-        if on_admitted is not None:
-            on_admitted()
         finished = False
         started = time.perf_counter()
-        ticket = scheduler.submit(
-            model.start_transcription(prepared.speech, options, _on_loop(loop, on_delta)),
-            work_class,
-        )
-        try:
+        try:  # from here on, whatever happens gives the admitted audio back
+            if on_admitted is not None:
+                on_admitted()
+            ticket = scheduler.submit(
+                model.start_transcription(prepared.speech, options, _on_loop(loop, on_delta)),
+                work_class,
+            )
             transcript = await asyncio.wrap_future(ticket.future)
             finished = True
         except asyncio.CancelledError:
@@ -175,7 +175,9 @@ class Engine:
     ) -> PreparedAudio:
         """Decode and find the speech on the decode lanes, in turn with other files by
         ``expected`` length; a file that outgrows its budget goes back as a long one."""
-        if isinstance(source, DecodedAudio) or expected > self.limits.long_decode_seconds:
+        if not isinstance(source, DecodedAudio):
+            self.metrics.decodes.inc()  # once per file, even if it is decoded again as long
+        if expected > self.limits.long_decode_seconds:
             budget = None
         else:
             budget = max(2 * expected, expected + self.limits.decode_budget_slack_seconds)
@@ -203,7 +205,6 @@ class Engine:
                 raise ValueError(f"audio at {source.sample_rate} Hz for a {sample_rate} Hz model")
             audio = source
         else:
-            self.metrics.decodes.inc()
             source.seek(0)
             audio = decode_audio(
                 source, sample_rate, self.limits.max_audio_seconds, budget_seconds=budget_seconds
