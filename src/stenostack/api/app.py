@@ -16,6 +16,7 @@ from stenostack.api import audio_routes, meta_routes
 from stenostack.api.errors import engine_exception_handlers
 from stenostack.api.limits import UploadLimitMiddleware
 from stenostack.api.realtime import routes as realtime_routes
+from stenostack.api.realtime.limits import RealtimeLimits, SessionSlots
 from stenostack.config import EngineSettings
 from stenostack.engine.engine import Engine, EngineLimits
 from stenostack.http.auth import ApiKeyMiddleware, ApiKeys
@@ -53,6 +54,8 @@ def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
     app.state.registry = registry
     app.state.engine = engine
     app.state.metrics = metrics
+    app.state.realtime_limits = RealtimeLimits.from_settings(settings)
+    app.state.realtime_slots = SessionSlots(settings.realtime_max_sessions)
     app.include_router(audio_routes.router)
     app.include_router(meta_routes.router)
     app.include_router(realtime_routes.router)

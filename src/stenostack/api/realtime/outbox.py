@@ -10,9 +10,26 @@ from __future__ import annotations
 import asyncio
 import json
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stenostack.api.realtime.events import Event
+
+# The closing handshake with a client that may not be reading waits at most this long.
+CLOSE_GRACE_S = 10.0
+# What of a close reason fits in a close frame (123 bytes), with room for any UTF-8.
+MAX_CLOSE_REASON_CHARS = 120
+
+
+async def close_with_error(websocket: WebSocket, error: Event, close_code: int) -> None:
+    """Say why in an error event, then close with ``close_code`` and the error's message; a
+    client that is gone, or reads nothing, gets no more than ``CLOSE_GRACE_S``."""
+    reason = str(error["error"]["message"])[:MAX_CLOSE_REASON_CHARS]
+    try:
+        async with asyncio.timeout(CLOSE_GRACE_S):
+            await websocket.send_text(json.dumps(error))
+            await websocket.close(code=close_code, reason=reason)
+    except (TimeoutError, WebSocketDisconnect, RuntimeError):
+        pass  # the client is gone or stuck: the server lets go of the connection anyway
 
 
 class Outbox:
@@ -21,10 +38,6 @@ class Outbox:
         self.overflowed = asyncio.Event()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._bytes = 0  # queued, and being sent
-
-    @property
-    def queued_bytes(self) -> int:
-        return self._bytes
 
     def put(self, event: Event) -> None:
         """Queue ``event``, or drop it and mark the outbox overflowed."""

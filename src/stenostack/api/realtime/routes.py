@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import json
-from contextlib import suppress
-
 from fastapi import APIRouter
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from stenostack.api.realtime import events
 from stenostack.api.realtime.limits import RealtimeLimits, SessionSlots
+from stenostack.api.realtime.outbox import close_with_error
 from stenostack.api.realtime.session import CLOSE_POLICY, CLOSE_TRY_LATER, RealtimeSession
-from stenostack.config import EngineSettings
 from stenostack.engine.engine import Engine
 from stenostack.metrics import EngineMetrics
 
@@ -50,9 +47,8 @@ async def realtime(websocket: WebSocket) -> None:
         )
         return
 
-    settings: EngineSettings = websocket.app.state.settings
-    limits = RealtimeLimits.from_settings(settings)
-    slots = _session_slots(websocket, limits)
+    limits: RealtimeLimits = websocket.app.state.realtime_limits
+    slots: SessionSlots = websocket.app.state.realtime_slots
     if not slots.take():
         await _refuse(
             websocket,
@@ -73,22 +69,10 @@ async def realtime(websocket: WebSocket) -> None:
         slots.give_back()
 
 
-def _session_slots(websocket: WebSocket, limits: RealtimeLimits) -> SessionSlots:
-    """The engine's one count of open sessions, made with its first session."""
-    state = websocket.app.state
-    slots: SessionSlots | None = getattr(state, "realtime_slots", None)
-    if slots is None:
-        slots = state.realtime_slots = SessionSlots(limits.max_sessions)
-    return slots
-
-
 async def _refuse(
     websocket: WebSocket, message: str, *, code: str, close_code: int, param: str | None = None
 ) -> None:
     """Say why in an error event, then close with a code and reason."""
     error_type = "server_error" if close_code == CLOSE_TRY_LATER else "invalid_request_error"
-    with suppress(WebSocketDisconnect):  # a client already gone needs no reason
-        await websocket.send_text(
-            json.dumps(events.error(message, code=code, param=param, error_type=error_type))
-        )
-        await websocket.close(code=close_code, reason=message[:120])
+    error = events.error(message, code=code, param=param, error_type=error_type)
+    await close_with_error(websocket, error, close_code)

@@ -16,12 +16,11 @@ time (``MAX_TURNS_IN_FLIGHT``), with at most ``MAX_QUEUED_TURN_SECONDS`` waiting
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from stenostack.api.realtime import events
 from stenostack.api.realtime.client_events import (
@@ -36,7 +35,7 @@ from stenostack.api.realtime.config import (
     apply_update,
 )
 from stenostack.api.realtime.limits import RealtimeLimits
-from stenostack.api.realtime.outbox import Outbox
+from stenostack.api.realtime.outbox import Outbox, close_with_error
 from stenostack.api.request_record import RequestRecord, reported_error
 from stenostack.audio.decode import DecodedAudio
 from stenostack.audio.live_buffer import LiveBuffer
@@ -67,8 +66,6 @@ MAX_QUEUED_TURN_SECONDS = 120.0
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TRY_LATER = 1013
-# The closing handshake with a client that may not be reading waits at most this long.
-CLOSE_GRACE_S = 10.0
 # An append at least this large is followed by handing its freed memory back to the system
 # (glibc keeps the pieces of a converted 16 MiB message: ten such sessions left the engine
 # ~320-420 MB above idle).
@@ -200,16 +197,12 @@ class RealtimeSession:
 
     async def _close(self, end: SessionEnd) -> None:
         """Say why in an error event, then close; a client that reads nothing gets no more
-        than ``CLOSE_GRACE_S`` (its unread events are dropped first)."""
+        than the outbox's close grace (its unread events are dropped first)."""
         self.outbox.discard()
         log.info("closing realtime session %s: %s", self.id, end.code)
-        error = events.error(end.message, code=end.code)
-        try:
-            async with asyncio.timeout(CLOSE_GRACE_S):
-                await self.websocket.send_text(json.dumps(error))
-                await self.websocket.close(code=end.close_code, reason=end.message[:120])
-        except (TimeoutError, WebSocketDisconnect, RuntimeError):
-            pass  # the client is gone or stuck: the server has let go of the session anyway
+        await close_with_error(
+            self.websocket, events.error(end.message, code=end.code), end.close_code
+        )
 
     # -- client events ------------------------------------------------------------------
 
