@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import fields
 from typing import Any
 
 import uvicorn
@@ -32,14 +33,10 @@ def process_connection_limits(
     connection holding ``files_per_connection`` descriptors at worst."""
     open_files = raise_open_file_limit()
     derived = default_max_connections(open_files, files_per_connection)
-    limits = ConnectionLimits(
-        header_timeout_s=settings.header_timeout_s,
-        body_timeout_s=settings.body_timeout_s,
-        keep_alive_timeout_s=settings.keep_alive_timeout_s,
-        max_header_bytes=settings.max_header_bytes,
-        max_connections=settings.max_connections or derived,
-        drain_timeout_s=settings.drain_timeout_s,
-    )
+    named = {
+        setting.name: getattr(settings, setting.name) for setting in fields(ConnectionSettings)
+    }
+    limits = ConnectionLimits(**{**named, "max_connections": settings.max_connections or derived})
     if limits.max_connections > derived:
         log.warning(
             "--max-connections %d is more than %d open files leave room for (%d)",

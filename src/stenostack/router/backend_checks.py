@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from stenostack.router.headers import backend_authorization
 from stenostack.router.metrics import RouterMetrics
 from stenostack.router.pool import BackendPool
 from stenostack.router.settings import RouterSettings
@@ -20,3 +21,8 @@ class BackendChecks:
     session: aiohttp.ClientSession
     settings: RouterSettings  # the settings in force: a reload changes them in place
     metrics: RouterMetrics
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The router's own key to the backends, as the settings in force name it."""
+        return backend_authorization(self.settings)

@@ -21,7 +21,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stenostack.router.backend import Backend
 from stenostack.router.backend_checks import BackendChecks
-from stenostack.router.headers import backend_authorization
 from stenostack.router.liveness import LivenessProbe
 
 log = logging.getLogger(__name__)
@@ -64,15 +63,11 @@ class HealthChecker(BackendChecks):
         self.metrics.backend_healthy.labels(backend.url).set(int(backend.available()))
         self.metrics.backend_load.labels(backend.url).set(backend.load())
 
-    @property
-    def _headers(self) -> dict[str, str]:
-        return backend_authorization(self.settings)
-
     async def _models(
         self, backend: Backend, timeout: aiohttp.ClientTimeout
     ) -> dict[str, dict[str, Any]]:
         async with self.session.get(
-            f"{backend.url}/v1/models", headers=self._headers, timeout=timeout
+            f"{backend.url}/v1/models", headers=self.headers, timeout=timeout
         ) as response:
             response.raise_for_status()
             body = await response.json()
@@ -89,7 +84,7 @@ class HealthChecker(BackendChecks):
         )
         if audio_model is None:
             async with self.session.get(
-                f"{backend.url}/health", headers=self._headers, timeout=timeout
+                f"{backend.url}/health", headers=self.headers, timeout=timeout
             ) as response:
                 response.raise_for_status()
             return
@@ -100,7 +95,7 @@ class HealthChecker(BackendChecks):
         async with self.session.post(
             f"{backend.url}/v1/audio/transcriptions",
             data=form,
-            headers=self._headers,
+            headers=self.headers,
             timeout=timeout,
         ) as response:
             if response.status == 429:  # busy, not broken
@@ -111,7 +106,7 @@ class HealthChecker(BackendChecks):
     async def _read_load(self, backend: Backend, timeout: aiohttp.ClientTimeout) -> None:
         try:
             async with self.session.get(
-                f"{backend.url}/metrics", headers=self._headers, timeout=timeout
+                f"{backend.url}/metrics", headers=self.headers, timeout=timeout
             ) as response:
                 if response.status != 200:
                     return

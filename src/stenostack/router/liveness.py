@@ -21,7 +21,6 @@ import aiohttp
 
 from stenostack.router.backend import Backend
 from stenostack.router.backend_checks import BackendChecks
-from stenostack.router.headers import backend_authorization
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ class LivenessProbe(BackendChecks):
         try:
             async with self.session.get(
                 f"{backend.url}/health",
-                headers=backend_authorization(self.settings),
+                headers=self.headers,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 await response.read()  # any answer at all: its event loop runs

@@ -35,6 +35,7 @@ from stenostack.router.errors import BackendUnreachable, NoHealthyBackend
 from stenostack.router.headers import forwarded_for, upstream_authorization
 from stenostack.router.metrics import RouterMetrics
 from stenostack.router.pool import BackendPool
+from stenostack.router.proxy import RETRYABLE_STATUSES
 from stenostack.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ REALTIME_PATH = "/v1/realtime"
 # The metrics' model label for a transcription session that named no model.
 ANY_TRANSCRIPTION_MODEL = "realtime-transcription"
 # A backend's handshake answers that say "not now": the next backend is tried.
-RETRYABLE_STATUSES = frozenset({429, 502, 503})
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_BAD_GATEWAY = 1014
