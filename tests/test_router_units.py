@@ -59,14 +59,23 @@ def test_affinity_keeps_a_session_on_its_backend_when_others_leave() -> None:
     assert moved == []  # only sessions of the removed backend move
 
 
-def test_ejection_grows_and_a_connect_failure_ejects_at_once() -> None:
+def test_ejection_grows_and_a_leaving_backend_returns_at_its_first_answer() -> None:
     policy = OutlierEjection(consecutive_failures=3, base_ejection_s=2.0, max_ejection_s=5.0)
     backend = Backend("http://b", healthy=True)
     assert not backend.record_failure(policy) and not backend.record_failure(policy)
     assert backend.record_failure(policy) and not backend.available()
+    first_ejection_ends = backend.ejected_until
     backend.ejected_until = 0.0
-    assert backend.record_failure(policy, connect_failed=True)
+    for _ in range(3):
+        backend.record_failure(policy)
     assert backend.ejections_in_a_row == 2
+    assert backend.ejected_until - first_ejection_ends > 1.0  # twice as long: 4 s against 2 s
+    backend.ejected_until = 0.0
+    # Refusing connections, however often, is no ejection: the first answer brings it back.
+    for _ in range(10):
+        backend.mark_leaving()
+    assert not backend.available()
+    assert backend.mark_serving() and backend.available()
 
 
 def feed(chunks: list[bytes]) -> Any:

@@ -124,6 +124,27 @@ class ServiceUnavailable(APIError):
         super().__init__(message, code="service_unavailable", headers=retry_after(retry_after_s))
 
 
+# A draining server is gone within seconds; the caller should go elsewhere, or come back to
+# the same address once a replacement listens there.
+DRAINING_RETRY_S = 1
+
+
+class ServerDraining(APIError):
+    """The server has been told to stop and takes no new work (503); a router retries the
+    request on another backend, and any caller may retry after ``Retry-After``."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "server_draining"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This server is shutting down and takes no new work; retry, and it will be "
+            "served elsewhere.",
+            headers=retry_after(DRAINING_RETRY_S),
+        )
+
+
 class EngineOverloaded(APIError):
     """The model's queue is full; the caller (or a router) should retry later (429)."""
 

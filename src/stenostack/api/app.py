@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Scope
 
 from stenostack import __version__
 from stenostack.api import audio_routes, meta_routes
@@ -20,6 +21,7 @@ from stenostack.api.realtime.limits import RealtimeLimits, SessionSlots
 from stenostack.config import EngineSettings
 from stenostack.engine.engine import Engine, EngineLimits
 from stenostack.http.auth import ApiKeyMiddleware, ApiKeys
+from stenostack.http.drain import Drain, RefuseWhileDraining
 from stenostack.http.request_id import RequestIdMiddleware
 from stenostack.metrics import EngineMetrics
 from stenostack.models.registry import ModelRegistry
@@ -35,9 +37,11 @@ def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
         gather_window_s=settings.batch_gather_ms / 1000,
     )
     engine = Engine(registry, metrics, limits)
+    drain = Drain(settings.drain_notice_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        drain.install()
         # Load in the background: /health answers at once, /ready once the models are in.
         loading = asyncio.get_running_loop().run_in_executor(None, _load_or_stop, registry)
         yield
@@ -54,17 +58,26 @@ def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
     app.state.registry = registry
     app.state.engine = engine
     app.state.metrics = metrics
+    app.state.drain = drain
     app.state.realtime_limits = RealtimeLimits.from_settings(settings)
     app.state.realtime_slots = SessionSlots(settings.realtime_max_sessions)
     app.include_router(audio_routes.router)
     app.include_router(meta_routes.router)
     app.include_router(realtime_routes.router)
     app.state.api_keys = api_keys = ApiKeys(settings.api_keys)
-    # The last added runs first: a request id for every answer, then the key before the body.
+    # The last added runs first: a request id for every answer, no new work while draining,
+    # then the key before the body.
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(ApiKeyMiddleware, keys=api_keys, open_paths=meta_routes.PROBE_PATHS)
+    app.add_middleware(RefuseWhileDraining, drain=drain, is_work=_is_work)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def _is_work(scope: Scope) -> bool:
+    """Transcriptions, translations and realtime sessions: what a draining engine refuses
+    (every POST and WebSocket); probes, metrics and model lists are still answered."""
+    return scope["type"] == "websocket" or scope.get("method") == "POST"
 
 
 def _load_or_stop(registry: ModelRegistry) -> None:

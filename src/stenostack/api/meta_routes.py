@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from stenostack import __version__
 from stenostack.errors import MODELS_LOADING_RETRY_S, ModelNotFound, retry_after
 from stenostack.http.auth import ApiKeys
+from stenostack.http.drain import Drain
 from stenostack.models.registry import ModelRegistry
 
 router = APIRouter()
@@ -55,8 +56,11 @@ async def get_model(request: Request, model: str) -> dict[str, Any]:
 
 
 @router.get("/health", summary="Liveness: the process serves HTTP")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+async def health(request: Request) -> dict[str, str]:
+    # Still alive while draining (a liveness probe must not restart it), but a router's
+    # probe reads the status and stops sending work here.
+    drain: Drain = request.app.state.drain
+    return {"status": "draining" if drain.draining else "ok"}
 
 
 @router.get("/ready", summary="Readiness: every model is loaded")
@@ -66,6 +70,9 @@ async def ready(request: Request) -> JSONResponse:
     # Open to probes, which send no key; the models and a load error (which may name
     # paths) only to a caller with one.
     detailed = keys.allow(request)
+    drain: Drain = request.app.state.drain
+    if drain.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
     if registry.ready:
         models = {"models": registry.served_names()} if detailed else {}
         return JSONResponse({"status": "ready", **models})

@@ -62,3 +62,12 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, with_defaults: 
         help="On SIGTERM, seconds to finish the requests in flight after the port is closed "
         f"(default {defaults.drain_timeout_s:g}).",
     )
+    parser.add_argument(
+        "--drain-notice-s",
+        type=float,
+        default=default(defaults.drain_notice_s),
+        help="On SIGTERM, seconds to keep the port open first, answering new work 503 with "
+        "Retry-After and /ready 503 while load balancers stop sending (a Kubernetes pod's "
+        f"endpoints take a few seconds to go; default {defaults.drain_notice_s:g}). "
+        "A second SIGTERM or Ctrl-C skips it.",
+    )

@@ -29,6 +29,9 @@ class ConnectionLimits:
     # On SIGTERM the server stops listening and finishes the requests it holds: for at most
     # this long (under Kubernetes' default grace period of 30 s), then it cancels the rest.
     drain_timeout_s: float = 25.0
+    # Before that, on SIGTERM, the server keeps its port open this long answering new work
+    # 503 (and /ready 503) while load balancers learn that it is leaving (see http/drain.py).
+    drain_notice_s: float = 0.0
 
 
 @dataclass
@@ -43,6 +46,7 @@ class ConnectionSettings:
     max_header_bytes: int = ConnectionLimits.max_header_bytes
     max_connections: int = 0
     drain_timeout_s: float = ConnectionLimits.drain_timeout_s
+    drain_notice_s: float = ConnectionLimits.drain_notice_s
 
 
 class LimitedConfig(uvicorn.Config):

@@ -2,22 +2,30 @@
 
 Its state has three parts, named as proxies name them: what it serves (models learned
 from its ``/v1/models``), whether it is healthy (active health checks), responsive (its
-liveness probe) or ejected (outlier ejection after failures seen on real traffic), and its
-load (audio seconds the router has in flight there, plus what the engine itself reports as
-queued).
+liveness probe), leaving (it refuses connections or says it is draining) or ejected
+(outlier ejection after failures seen on real traffic), and its load (audio seconds the
+router has in flight there, plus what the engine itself reports as queued).
 
 A backend that stops answering its liveness probe (a frozen process) is *lost*: requests
-in flight there wait on :attr:`Backend.lost` and give up on it at once.
+in flight there wait on :attr:`Backend.lost` and give up on it at once. A *leaving* one
+(told to stop, or restarting) only gets no new work: what it holds is left to finish, and
+its first answer as a serving engine brings it back, with no ejection to wait out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from stenostack.router.settings import OutlierEjection
+
+# What a draining engine says: ``/health`` answers 200 with this status (it is alive), and
+# new work gets 503 with this error code (see stenostack.http.drain).
+DRAINING_STATUS = "draining"
+DRAINING_ERROR_CODE = "server_draining"
 
 
 @dataclass
@@ -27,6 +35,7 @@ class Backend:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     healthy: bool = False  # set by active health checks
     responsive: bool = True  # answers its liveness probe in time
+    leaving: bool = False  # refuses connections, or said it is draining
     answered_probe_at: float = field(default_factory=time.monotonic)
     # Set when it stops answering; a fresh one once it answers again, so each attempt waits
     # on the one of its own time.
@@ -40,7 +49,12 @@ class Backend:
     inflight_at_report_s: float = 0.0  # our own estimate when that report was read
 
     def available(self, now: float | None = None) -> bool:
-        return self.healthy and self.responsive and (now or time.monotonic()) >= self.ejected_until
+        return (
+            self.healthy
+            and self.responsive
+            and not self.leaving
+            and (now or time.monotonic()) >= self.ejected_until
+        )
 
     def load(self) -> float:
         """Audio seconds queued and running here: ours, plus other callers' as reported."""
@@ -77,16 +91,29 @@ class Backend:
         self.lost = asyncio.Event()
         return True
 
+    def mark_leaving(self) -> bool:
+        """It refused a connection or said it is draining: no new work until it serves
+        again. Returns whether it was in rotation until now."""
+        was_staying = not self.leaving
+        self.leaving = True
+        return was_staying
+
+    def mark_serving(self) -> bool:
+        """It answered as a serving engine. Returns whether it had been leaving."""
+        was_leaving = self.leaving
+        self.leaving = False
+        return was_leaving
+
     # -- outlier ejection ---------------------------------------------------------------
 
     def record_success(self) -> None:
         self.consecutive_failures = 0
 
-    def record_failure(self, policy: OutlierEjection, *, connect_failed: bool = False) -> bool:
-        """Count a failure; eject at once if it could not connect, or after enough 5xx in
-        a row. Returns whether this failure ejected the backend."""
+    def record_failure(self, policy: OutlierEjection) -> bool:
+        """Count a failure; eject after enough in a row. Returns whether this failure
+        ejected the backend."""
         self.consecutive_failures += 1
-        if not connect_failed and self.consecutive_failures < policy.consecutive_failures:
+        if self.consecutive_failures < policy.consecutive_failures:
             return False
         now = time.monotonic()
         if now < self.ejected_until:
@@ -100,3 +127,19 @@ class Backend:
     def readmit(self) -> None:
         """A health check passed after the ejection ran out."""
         self.ejections_in_a_row = 0
+
+
+def says_draining(status: int, body: bytes) -> bool:
+    """Whether an answer is a draining engine's: its liveness answer, or its refusal of
+    new work. Other servers (vLLM) answer neither way, and stay in rotation."""
+    if status not in (200, 503) or not body.startswith(b"{"):
+        return False
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(answer, dict):
+        return False
+    error = answer.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    return answer.get("status") == DRAINING_STATUS or code == DRAINING_ERROR_CODE

@@ -7,8 +7,10 @@ on its threads: a busy engine answers at once, and only a frozen (stopped, deadl
 swapped out) or dead one does not. A backend that has not answered for
 ``liveness_timeout_s`` is lost: out of rotation, and its requests in flight are retried
 elsewhere (:mod:`.proxy`). Its first answer brings it back. A backend that refuses the
-connection is not silent but gone or draining (an engine told to stop closes its port and
-finishes its requests): it leaves rotation, and what it holds is left to finish.
+connection, or answers that it is draining, is not silent but leaving (an engine told to
+stop says so for its drain notice, then closes its port and finishes its requests): it
+leaves rotation, what it holds is left to finish, and its first answer as a serving engine
+brings it back (an engine restarted on the same address).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 
 import aiohttp
 
-from stenostack.router.backend import Backend
+from stenostack.router.backend import Backend, says_draining
 from stenostack.router.backend_checks import BackendChecks
 
 log = logging.getLogger(__name__)
@@ -41,14 +43,13 @@ class LivenessProbe(BackendChecks):
                 headers=self.headers,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
-                await response.read()  # any answer at all: its event loop runs
+                body = await response.read()  # any answer at all: its event loop runs
         except aiohttp.ClientConnectorError as exc:
-            # Refused: nothing listens there. A draining engine closes its port first and
-            # then finishes what it holds, and a dead one has already reset its connections,
-            # so the backend leaves rotation without its requests in flight being cancelled.
-            if backend.record_failure(self.settings.outlier, connect_failed=True):
+            # Refused: nothing listens there. A draining engine closes its port and then
+            # finishes what it holds, and a dead one has already reset its connections, so
+            # the backend leaves rotation without its requests in flight being cancelled.
+            if backend.mark_leaving():
                 log.info("backend %s refuses connections (%s): out of rotation", backend.url, exc)
-                self.metrics.child(self.metrics.ejections, backend.url).inc()
         except (aiohttp.ClientError, TimeoutError) as exc:
             # One failed probe is not enough (a keep-alive connection the backend had just
             # closed fails too): only silence for the whole timeout is.
@@ -67,4 +68,9 @@ class LivenessProbe(BackendChecks):
             backend.answered_probe_at = time.monotonic()
             if backend.mark_responsive():
                 log.info("backend %s answers again", backend.url)
+            if says_draining(response.status, body):
+                if backend.mark_leaving():
+                    log.info("backend %s is draining: out of rotation", backend.url)
+            elif backend.mark_serving():
+                log.info("backend %s serves again", backend.url)
         self.metrics.child(self.metrics.backend_healthy, backend.url).set(int(backend.available()))

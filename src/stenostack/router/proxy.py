@@ -36,7 +36,7 @@ from stenostack.errors import APIError, ClientDisconnected, ModelNotFound
 from stenostack.http.disconnect import unless_disconnected
 from stenostack.http.race import cancel_unless
 from stenostack.router.attempt import Answered, AttemptAccount, GiveUp, Outcome, Retry
-from stenostack.router.backend import Backend
+from stenostack.router.backend import Backend, says_draining
 from stenostack.router.balancer import Balancer
 from stenostack.router.body import RequestBody
 from stenostack.router.errors import (
@@ -176,13 +176,17 @@ class Proxy:
         if isinstance(failure, TimeoutError):
             self.metrics.child(self.metrics.errors, backend.url, model, "first_byte_timeout").inc()
             return GiveUp(BackendTimeout("no response headers in time"))
-        refused = isinstance(
-            failure, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError
-        )
-        reason = "connect" if refused else "transport"
-        self._count_failure(backend, model, reason, connect_failed=refused)
+        if isinstance(failure, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError):
+            # Refused, or a kept-alive connection closed: the backend is leaving (a draining
+            # engine closes its port and its idle connections). Its liveness probe brings it
+            # back at its first answer as a serving engine.
+            self.metrics.child(self.metrics.errors, backend.url, model, "connect").inc()
+            if backend.mark_leaving():
+                log.warning("backend %s refused the request: out of rotation", backend.url)
+            return Retry(backend, "connect")
+        self._count_failure(backend, model, "transport")
         log.warning("backend %s failed: %s", backend.url, failure)
-        return Retry(backend, reason)
+        return Retry(backend, "transport")
 
     async def _receive(
         self, upstream: aiohttp.ClientResponse, outgoing: Outgoing, account: AttemptAccount
@@ -192,16 +196,19 @@ class Proxy:
         metrics.child(metrics.first_byte, backend.url, outgoing.model).observe(
             time.monotonic() - account.started
         )
-        self._judge(backend, outgoing.model, status)
         if status in RETRYABLE_STATUSES:
-            refusal = Response(
-                await upstream.content.read(MAX_REFUSAL_BODY),
-                status,
-                headers=client_response_headers(upstream),
-            )
+            said = await upstream.content.read(MAX_REFUSAL_BODY)
+            refusal = Response(said, status, headers=client_response_headers(upstream))
             upstream.close()
             account.release()
+            if says_draining(status, said):
+                self.metrics.child(metrics.errors, backend.url, outgoing.model, "draining").inc()
+                if backend.mark_leaving():
+                    log.info("backend %s is draining: out of rotation", backend.url)
+                return Retry(backend, "draining", refusal)
+            self._judge(backend, outgoing.model, status)
             return Retry(backend, str(status), refusal)
+        self._judge(backend, outgoing.model, status)
 
         outgoing.body.stop_keeping()  # a backend answered: no retry can follow
         metrics.child(metrics.upload_bytes, backend.url, outgoing.model).inc(outgoing.body.received)
@@ -231,18 +238,16 @@ class Proxy:
     def _judge(self, backend: Backend, model: str, status: int) -> None:
         """What an answer says of the backend's health (outlier ejection)."""
         if status >= 500:
-            self._count_failure(backend, model, str(status), connect_failed=False)
+            self._count_failure(backend, model, str(status))
         elif status == 429:  # busy, not broken
             self.metrics.child(self.metrics.errors, backend.url, model, "429").inc()
         else:
             backend.record_success()
 
-    def _count_failure(
-        self, backend: Backend, model: str, reason: str, *, connect_failed: bool
-    ) -> None:
+    def _count_failure(self, backend: Backend, model: str, reason: str) -> None:
         metrics = self.metrics
         metrics.child(metrics.errors, backend.url, model, reason).inc()
-        if backend.record_failure(self.settings.outlier, connect_failed=connect_failed):
+        if backend.record_failure(self.settings.outlier):
             log.warning("backend %s ejected after failures", backend.url)
             metrics.child(metrics.ejections, backend.url).inc()
             metrics.child(metrics.backend_healthy, backend.url).set(0)

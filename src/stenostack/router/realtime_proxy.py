@@ -140,8 +140,7 @@ class RealtimeProxy:
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.warning("realtime: backend %s unreachable: %s", backend.url, exc or type(exc))
                 self._count_failure(backend, model, "connect")
-                if backend.record_failure(self.settings.outlier, connect_failed=True):
-                    self.metrics.child(self.metrics.ejections, backend.url).inc()
+                backend.mark_leaving()  # until its liveness probe hears it serve again
             else:
                 backend.record_success()
                 return backend, upstream
