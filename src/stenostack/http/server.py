@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
@@ -47,12 +49,38 @@ def process_connection_limits(
     return limits
 
 
-def run_server(app: Any, limits: ConnectionLimits, **options: Any) -> None:
+class Workers(Multiprocess):
+    """uvicorn's supervisor of worker processes, telling ``exited`` of each worker it has
+    replaced (one that died) or retired (SIGHUP, SIGTTOU), once."""
+
+    def __init__(
+        self, config: uvicorn.Config, sockets: list[socket.socket], exited: Callable[[int], None]
+    ) -> None:
+        super().__init__(config, sockets)
+        self._exited = exited
+        self._running: set[int] = set()
+
+    def keep_subprocess_alive(self) -> None:
+        # Called on every turn of the supervisor's loop, after signals are handled.
+        super().keep_subprocess_alive()
+        running = {process.pid for process in self.processes if process.pid is not None}
+        for pid in self._running - running:
+            self._exited(pid)
+        self._running = running
+
+
+def run_server(
+    app: Any,
+    limits: ConnectionLimits,
+    worker_exited: Callable[[int], None] | None = None,
+    **options: Any,
+) -> None:
     """``uvicorn.run`` with :class:`LimitedHttpToolsProtocol`; ``app`` must be an import
-    string when ``options`` ask for more than one worker."""
+    string when ``options`` ask for more than one worker, and ``worker_exited`` is told of
+    each worker process that is gone while the others serve on."""
     config = LimitedConfig(app, limits=limits, http=LimitedHttpToolsProtocol, **options)
     if config.workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Workers(config, [config.bind_socket()], worker_exited or (lambda _: None)).run()
         return
     server = uvicorn.Server(config)
     server.run()

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
@@ -26,6 +26,7 @@ from starlette.websockets import WebSocket
 from stenostack import __version__
 from stenostack.errors import APIError, InvalidApiKey, InvalidRequest, ModelNotFound, UploadTooLarge
 from stenostack.http.auth import presented_key
+from stenostack.http.drain import Drain
 from stenostack.http.errors import exception_handlers
 from stenostack.http.refusal import refuse
 from stenostack.http.request_id import RequestIdMiddleware
@@ -63,18 +64,24 @@ JSON_PATHS = (
 MAX_JSON_BODY = 32 * 1024 * 1024
 
 
-def create_router_app(settings: RouterSettings) -> Starlette:
-    return Router(settings).app()
+def create_router_app(
+    settings: RouterSettings, workers_metrics_dir: str | None = None
+) -> Starlette:
+    """``workers_metrics_dir``: where the workers of ``--workers N`` share their metrics."""
+    return Router(settings, workers_metrics_dir).app()
 
 
 class Router:
-    def __init__(self, settings: RouterSettings) -> None:
+    def __init__(self, settings: RouterSettings, workers_metrics_dir: str | None = None) -> None:
         self.settings = settings  # changed in place by reload(), so every part sees it
-        self.metrics = RouterMetrics()
+        self.metrics = RouterMetrics(workers_metrics_dir)
         self.pool = BackendPool()
         self.balancer = Balancer(settings.routing)
         self.callers = Callers(settings.api_keys)
         self.replay_budget = ReplayBudget(settings.retries.replay_budget_bytes)
+        # On SIGTERM the router keeps relaying through its notice (only /ready says it is
+        # leaving, so its own load balancer stops sending), then finishes what it holds.
+        self.drain = Drain(settings.drain_notice_s)
         # Made at startup, with the upstream HTTP session.
         self._proxy: Proxy | None = None
         self._realtime: RealtimeProxy | None = None
@@ -102,6 +109,7 @@ class Router:
 
     @asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        self.drain.install()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60)
         async with aiohttp.ClientSession(connector=connector) as session:
             self._proxy = Proxy(self.pool, self.balancer, session, self.settings, self.metrics)
@@ -249,9 +257,11 @@ class Router:
         await self._realtime.relay(websocket, upstream)
 
     async def health(self, _: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "draining" if self.drain.draining else "ok"})
 
     async def ready(self, request: Request) -> Response:
+        if self.drain.draining:
+            return JSONResponse({"ready": False, "status": "draining"}, 503)
         available = [b.url for b in self.pool.all() if b.available()]
         status = 200 if available else 503
         # Open to probes, which send no key; which backends are up only to a caller with one.
@@ -260,7 +270,8 @@ class Router:
 
     async def prometheus_metrics(self, request: Request) -> Response:
         self._authenticate(request)  # Prometheus sends it: authorization.credentials
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        text = self.metrics.exposition(backend.url for backend in self.pool.all())
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     async def version(self, _: Request) -> Response:
         return JSONResponse({"stenostack": __version__, "role": "router"})

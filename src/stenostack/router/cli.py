@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,9 @@ def add_router_command(commands: Any) -> None:
         type=int,
         default=None,
         help="Router processes sharing the port, to use more than one core (default 1). "
-        "Each keeps its own health state and metrics.",
+        "/metrics answers for all of them; each checks the backends and ejects failing "
+        "ones on its own, and counts per-key rate limits on its own (so a key may get up "
+        "to N times its limits).",
     )
     router.add_argument(
         "--log-level", default=None, choices=["critical", "error", "warning", "info", "debug"]
@@ -126,6 +129,7 @@ def router_settings(args: argparse.Namespace) -> RouterSettings:
 
 def run_router(args: argparse.Namespace) -> int:
     from stenostack.router.app import create_router_app
+    from stenostack.router.worker_metrics import shared_metrics_dir, worker_exited
 
     try:
         settings = router_settings(args)
@@ -153,13 +157,15 @@ def run_router(args: argparse.Namespace) -> int:
     if settings.workers > 1:
         # Workers are separate processes: each builds the app from the settings it inherits.
         os.environ[SETTINGS_ENV] = settings_to_json(settings)
-        run_server(
-            "stenostack.router.cli:app_from_environment",
-            limits,
-            factory=True,
-            workers=settings.workers,
-            **options,
-        )
+        with shared_metrics_dir() as metrics_dir:
+            run_server(
+                "stenostack.router.cli:app_from_environment",
+                limits,
+                worker_exited=partial(worker_exited, metrics_dir),
+                factory=True,
+                workers=settings.workers,
+                **options,
+            )
     else:
         run_server(create_router_app(settings), limits, **options)
     return 0
@@ -168,5 +174,7 @@ def run_router(args: argparse.Namespace) -> int:
 def app_from_environment() -> Any:
     """The app of one worker process (see ``--workers``)."""
     from stenostack.router.app import create_router_app
+    from stenostack.router.worker_metrics import MULTIPROC_ENV
 
-    return create_router_app(settings_from_json(os.environ[SETTINGS_ENV]))
+    settings = settings_from_json(os.environ[SETTINGS_ENV])
+    return create_router_app(settings, os.environ[MULTIPROC_ENV])

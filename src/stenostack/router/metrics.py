@@ -1,18 +1,37 @@
 """The router's Prometheus metrics: names of their own (``stenostack_router_*``), label
-values bounded by the backends and models discovery found, nothing kept per request."""
+values bounded by the backends and models discovery found, nothing kept per request.
+
+With ``--workers N`` every worker writes its values to files in a directory shared by all
+(prometheus_client's multiprocess mode, :mod:`.worker_metrics`), and ``/metrics`` in any
+worker answers for them all. Each gauge says how the workers' values add up.
+"""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from stenostack.router.worker_metrics import WorkersCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
 
+# Gauges labelled by backend, dropped when discovery drops the backend.
+PER_BACKEND_GAUGES = (
+    "stenostack_router_requests_inflight",
+    "stenostack_router_backend_healthy",
+    "stenostack_router_backend_load_audio_seconds",
+)
+
+
 class RouterMetrics:
-    def __init__(self) -> None:
+    def __init__(self, workers_dir: str | None = None) -> None:
+        """``workers_dir``: the directory the workers share (prometheus_client must have
+        been imported with ``PROMETHEUS_MULTIPROC_DIR`` naming it); None for one process."""
+        self.workers_dir = workers_dir
         self.registry = CollectorRegistry()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.requests = Counter(
@@ -38,6 +57,7 @@ class RouterMetrics:
             "Requests being proxied now, by backend.",
             ["backend"],
             registry=self.registry,
+            multiprocess_mode="livesum",  # each worker's own requests; a dead one has none
         )
         self.upload_bytes = Counter(
             "stenostack_router_upload_bytes",
@@ -70,12 +90,18 @@ class RouterMetrics:
             "1 if the backend passes health checks and is not ejected, else 0.",
             ["backend"],
             registry=self.registry,
+            # Every worker checks and ejects on its own: 1 only if all of them route there.
+            multiprocess_mode="livemin",
         )
         self.backend_load = Gauge(
             "stenostack_router_backend_load_audio_seconds",
             "Audio seconds queued and running on the backend, as least-load routing sees it.",
             ["backend"],
             registry=self.registry,
+            # Each worker's value is the engine's whole queue as read at its last health
+            # check (other workers' requests included), so adding them up would count that
+            # queue once per worker: the freshest reading stands for them all.
+            multiprocess_mode="livemostrecent",
         )
         self.ejections = Counter(
             "stenostack_router_backend_ejections",
@@ -101,8 +127,21 @@ class RouterMetrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
+    def exposition(self, backends: Iterable[str]) -> bytes:
+        """The text ``/metrics`` answers: this process's metrics, or all workers' with
+        ``workers_dir``, where ``backends`` (those in the pool) bound the per-backend gauges."""
+        if self.workers_dir is None:
+            return generate_latest(self.registry)
+        collector = WorkersCollector(self.workers_dir, PER_BACKEND_GAUGES, set(backends))
+        registry = CollectorRegistry()
+        registry.register(collector)
+        return generate_latest(registry)
+
     def forget_backend(self, url: str) -> None:
         """Drop a removed backend's gauges, so long runs with churn stay bounded."""
+        if self.workers_dir is not None:
+            # Values in the shared files cannot be removed; exposition() leaves them out.
+            return
         for gauge in (self.inflight, self.backend_healthy, self.backend_load):
             with contextlib.suppress(KeyError):
                 gauge.remove(url)
