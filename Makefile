@@ -16,6 +16,7 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	./scripts/install-system-deps.sh
+	./scripts/install-chart-tools.sh
 	$(BIN)/pip install --quiet -e ".[test]"
 
 run: install

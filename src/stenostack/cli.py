@@ -12,6 +12,7 @@ from stenostack.http.auth import read_key_file
 from stenostack.http.connection_flags import CONNECTION_SETTINGS, add_connection_arguments
 from stenostack.http.logs import configure_logging
 from stenostack.http.server import process_connection_limits, run_server
+from stenostack.models.download import add_download_command, run_download
 from stenostack.models.registry import ModelRegistry, ModelSpec, choose_placement
 from stenostack.models.sources import ModelSourceError
 from stenostack.router.cli import add_router_command, run_router
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_connection_arguments(serve, with_defaults=True)
     add_router_command(commands)
+    add_download_command(commands)
     return parser
 
 
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "router":
         return run_router(args)
+    if args.command == "download-model":
+        return run_download(args)
     settings = EngineSettings(
         host=args.host,
         port=args.port,
