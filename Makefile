@@ -17,6 +17,7 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	./scripts/install-system-deps.sh
 	./scripts/install-chart-tools.sh
+	./scripts/install-image-tools.sh $(VENV)
 	$(BIN)/pip install --quiet -e ".[test]"
 
 run: install
