@@ -75,6 +75,22 @@ def add_router_command(commands: Any) -> None:
         f"flight retried elsewhere (default {defaults.health.liveness_timeout_s:g}).",
     )
     router.add_argument(
+        "--cold-start-model",
+        dest="cold_start_models",
+        action="append",
+        metavar="NAME",
+        help="A model no backend serves yet but one will (an engine scaled to zero): its "
+        "requests wait like those of a served model with no backend available, instead of "
+        "a 404; repeat for more.",
+    )
+    router.add_argument(
+        "--cold-start-wait-s",
+        type=float,
+        default=None,
+        help="How long a request waits for a backend to become available before it is "
+        f"answered 503 (default {defaults.cold_start.wait_s:g}: at once).",
+    )
+    router.add_argument(
         "--k8s-label-selector",
         default=None,
         help="Discover engine pods with this label selector (turns Kubernetes discovery on).",
@@ -124,6 +140,10 @@ def router_settings(args: argparse.Namespace) -> RouterSettings:
         settings.kubernetes.namespace = args.k8s_namespace
     if args.api_keys:
         settings.api_keys = args.api_keys
+    if args.cold_start_models:
+        settings.cold_start.models = args.cold_start_models
+    if args.cold_start_wait_s is not None:
+        settings.cold_start.wait_s = args.cold_start_wait_s
     return settings
 
 

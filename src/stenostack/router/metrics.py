@@ -59,6 +59,13 @@ class RouterMetrics:
             registry=self.registry,
             multiprocess_mode="livesum",  # each worker's own requests; a dead one has none
         )
+        self.waiting = Gauge(
+            "stenostack_router_requests_waiting",
+            "Requests held for a backend to become available (cold start), by model.",
+            ["model"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self.upload_bytes = Counter(
             "stenostack_router_upload_bytes",
             "Request body bytes sent to backends.",

@@ -60,6 +60,8 @@ MAX_REFUSAL_BODY = 64 * 1024
 SMALL_RESPONSE_BYTES = 1024 * 1024
 # The backend label of requests the router answered itself (refused, or the client's fault).
 ROUTER_ITSELF = "none"
+# How often a request held for a backend (cold start) looks again.
+COLD_START_POLL_S = 0.25
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Proxy:
         deadline = time.monotonic() + retries.max_total_s
         failed: Retry | None = None
         tried = 0
-        for backend in self._candidates(outgoing)[: retries.max_attempts]:
+        for backend in (await self._candidates(outgoing))[: retries.max_attempts]:
             if failed is not None:
                 if not outgoing.body.replayable or time.monotonic() > deadline:
                     break
@@ -105,16 +107,31 @@ class Proxy:
             return failed.refusal  # the last backend's own "not now", Retry-After and all
         raise BackendUnreachable(outgoing.model, tried)
 
-    def _candidates(self, outgoing: Outgoing) -> list[Backend]:
-        """Backends for the request, best first; raises if none serves or can take it."""
-        model = outgoing.model
-        if not self.pool.serving(model):
-            raise ModelNotFound(model, sorted({entry["id"] for entry in self.pool.models()}))
-        order = self.balancer.order(self.pool.available(model), outgoing.affinity_key)
-        if not order:
-            # Health checks may bring one back at their next round.
-            raise NoHealthyBackend(model, self.settings.health.interval_s)
-        return order
+    async def _candidates(self, outgoing: Outgoing) -> list[Backend]:
+        """Backends for the request, best first. With none available, a request for a model
+        that is served (or will be: a cold-start model) waits up to ``cold_start.wait_s`` for
+        one, counted as waiting; raises if none serves the model or none became available."""
+        model, cold_start = outgoing.model, self.settings.cold_start
+        deadline = time.monotonic() + cold_start.wait_s
+        waiting = None
+        try:
+            while True:
+                if not self.pool.serving(model) and model not in cold_start.models:
+                    served = sorted({entry["id"] for entry in self.pool.models()})
+                    raise ModelNotFound(model, served)
+                order = self.balancer.order(self.pool.available(model), outgoing.affinity_key)
+                if order:
+                    return order
+                if time.monotonic() >= deadline:
+                    # Health checks may bring one back at their next round.
+                    raise NoHealthyBackend(model, self.settings.health.interval_s)
+                if waiting is None:
+                    waiting = self.metrics.child(self.metrics.waiting, model)
+                    waiting.inc()
+                await asyncio.sleep(COLD_START_POLL_S)
+        finally:
+            if waiting is not None:
+                waiting.dec()
 
     async def _attempt(self, request: Request, backend: Backend, outgoing: Outgoing) -> Outcome:
         account = AttemptAccount(backend, outgoing.model, outgoing.audio_s, self.metrics)
@@ -228,8 +245,12 @@ class Proxy:
 
     def refused(self, model: str | None, error: APIError) -> None:
         """Count a request the router answered itself with ``error`` (the client's fault,
-        or no backend could take it); the model is named only if a backend serves it."""
-        served = model if model and self.pool.serving(model) else ""
+        or no backend could take it); the model is named only if a backend serves it, or
+        will (a cold-start model): names callers make up never become labels."""
+        known = model is not None and (
+            bool(self.pool.serving(model)) or model in self.settings.cold_start.models
+        )
+        served = model if model is not None and known else ""
         status = str(error.status_code)
         self.metrics.child(self.metrics.requests, ROUTER_ITSELF, served, status).inc()
         if error.status_code < 500:

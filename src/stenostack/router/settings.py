@@ -64,6 +64,17 @@ class KubernetesDiscovery:
 
 
 @dataclass
+class ColdStart:
+    """Requests that arrive while no backend can take them (an engine scaled to zero, or
+    still starting) are held for ``wait_s`` until one can, instead of being refused at once.
+    ``models`` names models no backend serves yet but one will: they are held too (not
+    refused 404), and counted by name while they wait, which is what wakes their engine."""
+
+    models: list[str] = field(default_factory=list)
+    wait_s: float = 0.0
+
+
+@dataclass
 class RouterSettings(ConnectionSettings):
     """The router's settings; the limits on connections from callers come from
     :class:`ConnectionSettings` (``max_connections`` is per worker)."""
@@ -87,6 +98,7 @@ class RouterSettings(ConnectionSettings):
     health: HealthChecks = field(default_factory=HealthChecks)
     outlier: OutlierEjection = field(default_factory=OutlierEjection)
     kubernetes: KubernetesDiscovery = field(default_factory=KubernetesDiscovery)
+    cold_start: ColdStart = field(default_factory=ColdStart)
     log_level: str = "info"
     config_file: Path | None = None  # watched and applied again when it changes
     workers: int = 1  # router processes sharing the port (each keeps its own state)
