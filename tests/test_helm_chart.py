@@ -192,7 +192,7 @@ def test_grace_period_outlasts_the_drain(example: str) -> None:
     for deployment in of_kind(render(example), "Deployment"):
         pod = deployment["spec"]["template"]["spec"]
         args = pod["containers"][0]["args"]
-        notice = float(flag(args, "--drain-notice-s")) if component(deployment) == "engine" else 0
+        notice = float(flag(args, "--drain-notice-s"))
         drain = float(flag(args, "--drain-timeout-s"))
         assert pod["terminationGracePeriodSeconds"] >= notice + drain + 5, deployment["metadata"]
 
@@ -206,6 +206,11 @@ def test_probes_survive_a_slow_model_load(example: str) -> None:
         assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
         assert container["livenessProbe"]["httpGet"]["path"] == "/health"
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
+    for router in deployments(render(example), "router"):
+        # A router with no engine available still answers (503 with Retry-After), and its
+        # refusals are what wakes an engine scaled to zero: it stays in its Service.
+        container = router["spec"]["template"]["spec"]["containers"][0]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/health"
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -354,12 +359,22 @@ def test_autoscaling_renders_keda_and_hpa_on_queued_audio() -> None:
         )
     tiny = scaled["stt-stenostack-engine-tiny"]
     assert tiny["spec"]["minReplicaCount"] == 0
-    assert tiny["spec"]["triggers"][0]["metadata"]["threshold"] == "1200"
+    assert tiny["spec"]["triggers"][0]["metadata"]["threshold"] == "600"
     assert len(tiny["spec"]["triggers"]) == 2  # a wake-up signal while no engine reports
+    wake = tiny["spec"]["triggers"][1]["metadata"]
+    # Requests for this engine's own models, held at the router or refused there, and
+    # nothing else: another engine's callers do not wake it.
+    assert wake["query"].count('model=~"whisper-tiny.en"') == 2, wake["query"]
+    assert "stenostack_router_requests_waiting{" in wake["query"]
+    assert "stenostack_router_requests_total{" in wake["query"]
+    assert float(wake["threshold"]) >= 1000 and wake["activationThreshold"] == "0"
+    routers = deployments(manifests, "router")
+    args = routers[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--cold-start-model=whisper-tiny.en" in args
     (hpa,) = of_kind(manifests, "HorizontalPodAutoscaler")
     (metric,) = hpa["spec"]["metrics"]
     assert metric["pods"]["metric"]["name"] == "stenostack_queued_audio_seconds"
-    assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "600"}
+    assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "350"}
 
 
 def test_monitoring_scrapes_engines_and_router_with_their_keys() -> None:

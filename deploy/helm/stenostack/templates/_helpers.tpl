@@ -70,6 +70,27 @@ replaces. Unlike mergeOverwrite, false, 0 and "" in .src win too.
 {{- end -}}
 {{- end -}}
 
+{{/* The names an engine serves its models under, as a JSON list. (dict "engine" $e) */}}
+{{- define "stenostack.engineModelNames" -}}
+{{- $names := list -}}
+{{- range .engine.models -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}
+
+{{/* Every model some engine of the release serves, as a JSON list: the router holds their
+requests while no engine is up (--cold-start-model). */}}
+{{- define "stenostack.servedModels" -}}
+{{- $names := list -}}
+{{- range $engine := .Values.engines -}}
+{{- $e := deepCopy $.Values.engineDefaults -}}
+{{- include "stenostack.mergeInto" (dict "dst" $e "src" $engine) -}}
+{{- $names = concat $names (include "stenostack.engineModelNames" (dict "engine" $e) | fromJsonArray) -}}
+{{- end -}}
+{{- toJson ($names | uniq) -}}
+{{- end -}}
+
 {{/* (dict "root" $ "variant" "cpu") */}}
 {{- define "stenostack.image" -}}
 {{- $image := .root.Values.image -}}
