@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.chart import of_kind, render
 from tests.servers import (
     RunningServer,
     app_server,
@@ -244,3 +245,28 @@ def test_the_folder_holds_exactly_the_checked_dashboards_with_unique_uids() -> N
     assert len({b["uid"] for b in boards}) == len({b["title"] for b in boards}) == len(boards)
     assert all(len(b["uid"]) <= 40 for b in boards)  # Grafana's limit
     assert sum((DASHBOARDS / name).stat().st_size for name in files) < 1024 * 1024  # ConfigMap
+
+
+def test_the_autoscalers_queries_name_series_and_labels_the_servers_expose(
+    scraped: Scraped,
+) -> None:
+    """KEDA's queries and the HPA's metric in the autoscaling example: a name or label the
+    servers do not expose would leave the autoscaler reading nothing, and never scaling."""
+    manifests = render("autoscaling-monitoring-values.yaml")
+    queries = [
+        trigger["metadata"]["query"]
+        for scaler in of_kind(manifests, "ScaledObject")
+        for trigger in scaler["spec"]["triggers"]
+    ]
+    assert len(queries) >= 3  # two engines' queues and one wake-up from zero
+    problems = []
+    for query in queries:
+        router_query = "stenostack_router_" in query
+        metrics = scraped.router if router_query else scraped.engine
+        problems += expression_problems(query, metrics, set())
+    for hpa in of_kind(manifests, "HorizontalPodAutoscaler"):
+        for entry in hpa["spec"]["metrics"]:
+            name = entry["pods"]["metric"]["name"]
+            if name not in scraped.engine:
+                problems.append(f"HPA {hpa['metadata']['name']}: {name} is not exposed")
+    assert problems == []

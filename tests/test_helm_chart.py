@@ -15,9 +15,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,15 +23,24 @@ import yaml
 
 from stenostack.cli import build_parser
 from stenostack.router.settings import RouterSettings, load_config_file
+from tests.chart import (
+    CHART,
+    CHECKOV,
+    KUBERNETES_VALIDATE,
+    NAMESPACE,
+    Manifest,
+    component,
+    deployments,
+    flag,
+    helm,
+    of_kind,
+    render,
+    rendered_text,
+    router_config,
+    values_args,
+)
 from tests.servers import free_port, server_process
 
-ROOT = Path(__file__).resolve().parent.parent
-CHART = ROOT / "deploy" / "helm" / "stenostack"
-HELM = ROOT / ".tools" / "bin" / "helm"
-TOOLS_BIN = ROOT / ".tools" / "venv" / "bin"
-KUBERNETES_VALIDATE = TOOLS_BIN / "kubernetes-validate"
-CHECKOV = TOOLS_BIN / "checkov"
-NAMESPACE = "speech"
 EXAMPLES = ["default", *sorted(path.name for path in (CHART / "ci").glob("*-values.yaml"))]
 # Custom resources the Kubernetes schemas do not know: checked by apiVersion and kind here.
 CUSTOM_RESOURCES = {
@@ -41,51 +48,6 @@ CUSTOM_RESOURCES = {
     "ServiceMonitor": "monitoring.coreos.com/v1",
     "HTTPRoute": "gateway.networking.k8s.io/v1",
 }
-Manifest = dict[str, Any]
-
-
-def require_tools() -> None:
-    missing = [str(tool) for tool in (HELM, KUBERNETES_VALIDATE, CHECKOV) if not tool.exists()]
-    if missing:
-        pytest.fail(
-            f"chart tools missing ({', '.join(missing)}): run scripts/install-chart-tools.sh",
-            pytrace=False,
-        )
-
-
-def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    require_tools()
-    return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=120)
-
-
-def values_args(example: str) -> list[str]:
-    return [] if example == "default" else ["--values", str(CHART / "ci" / example)]
-
-
-@cache
-def rendered_text(example: str, *flags: str) -> str:
-    """``example`` rendered, with any further helm flags (``--set``, ...)."""
-    result = helm(
-        "template", "stt", str(CHART), "--namespace", NAMESPACE, *values_args(example), *flags
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def render(example: str, *flags: str) -> list[Manifest]:
-    return [doc for doc in yaml.safe_load_all(rendered_text(example, *flags)) if doc]
-
-
-def of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
-    return [manifest for manifest in manifests if manifest["kind"] == kind]
-
-
-def component(manifest: Manifest) -> str:
-    return str(manifest["metadata"]["labels"]["app.kubernetes.io/component"])
-
-
-def deployments(manifests: list[Manifest], role: str) -> list[Manifest]:
-    return [d for d in of_kind(manifests, "Deployment") if component(d) == role]
 
 
 def pod_labels(deployment: Manifest) -> dict[str, str]:
@@ -100,12 +62,6 @@ def all_containers(deployment: Manifest) -> Iterator[Manifest]:
     pod = deployment["spec"]["template"]["spec"]
     yield from pod.get("initContainers", [])
     yield from pod["containers"]
-
-
-def flag(args: list[str], name: str) -> str:
-    values = [arg.split("=", 1)[1] for arg in args if arg.startswith(f"{name}=")]
-    assert len(values) == 1, f"{name} given {len(values)} times in {args}"
-    return values[0]
 
 
 def test_the_examples_chart_testing_runs_are_there() -> None:
@@ -414,14 +370,6 @@ def test_dashboards_configmap_ships_every_dashboard_file(label: str) -> None:
     assert configmap["data"] == {
         f"stenostack-{path.name}": path.read_text().rstrip("\n") for path in files
     }
-
-
-def router_config(manifests: list[Manifest]) -> str:
-    (router,) = deployments(manifests, "router")
-    volumes = router["spec"]["template"]["spec"]["volumes"]
-    secret_name = next(v["secret"]["secretName"] for v in volumes if v["name"] == "config")
-    secret = next(s for s in of_kind(manifests, "Secret") if s["metadata"]["name"] == secret_name)
-    return base64.b64decode(secret["data"]["config.yaml"]).decode()
 
 
 def test_rendered_router_config_is_one_the_router_loads(tmp_path: Path) -> None:
