@@ -176,6 +176,7 @@ def test_an_engine_restarted_on_its_address_is_back_in_rotation_at_once() -> Non
                 text = openai_client(router.url).audio.transcriptions.create(
                     model=MODEL, file=("a.wav", wav_bytes(compose([0.3, COFFEE_ORDER]).samples))
                 )
+    print(f"restart: back in rotation {back_after:.2f} s after the engine was ready again")
     # Liveness (1 s) and health checks (2 s) see it again within a few seconds; an ejection
     # doubled at each refused probe would have kept it out for 16 s or more.
     assert back_after < 5, f"back in rotation only after {back_after:.1f} s"
