@@ -2,7 +2,8 @@
 
 Run from the repository root: ``python -m benchmarks.short_inputs [--clips 109]``. For each
 bundled model it transcribes the same short clips (2-10 s, espeak-ng) twice in process, one
-request at a time: with encoder inputs sized to each window (the default) and with every
+request at a time: with encoder inputs sized to each window (``InputSizing.ALWAYS``; not
+the default, see ``stenostack.models.whisper.input_sizing``) and with every
 window padded to 30 s, as Whisper was trained. It prints the word error rate and time of
 both, the speed-up, and how many windows looped on a short input and were padded instead.
 """
@@ -21,6 +22,7 @@ from stenostack.audio.decode import decode_audio
 from stenostack.engine.pipeline import prepare_audio
 from stenostack.models.base import TranscriptionOptions
 from stenostack.models.sources import resolve_model_dir
+from stenostack.models.whisper.input_sizing import InputSizing
 from stenostack.models.whisper.model import WhisperCT2
 
 
@@ -38,8 +40,9 @@ def main() -> None:
     for name in ("whisper-tiny.en", "whisper-base"):
         times = {}
         for short_inputs in (False, True):
+            sizing = InputSizing.ALWAYS if short_inputs else InputSizing.NEVER
             model = WhisperCT2(
-                resolve_model_dir(name), cpu_threads=args.threads, short_inputs=short_inputs
+                resolve_model_dir(name), cpu_threads=args.threads, input_sizing=sizing
             )
             rate = model.audio_config.sample_rate
             prepared = [

@@ -9,7 +9,12 @@ It starts one engine with the model and measures, over HTTP and WebSocket on loo
 1. **A 5-minute file with ``stream=true``**: the time from sending the request to the first
    ``transcript.text.delta`` and to ``transcript.text.done``, beside the same file without
    streaming (the baseline: the whole answer at once), as ratios.
-2. **Live audio**: utterances with pauses, sent as 24 kHz PCM16 at real-time pace in 20 ms
+2. **Long files, first words** (``--long-minutes``): synthetic files of that many minutes
+   streamed with ``stream=true``; the time to the first ``transcript.text.delta`` with the file
+   decoded and searched for speech whole before the model starts (the baseline, with
+   ``STENOSTACK_GROWING_SPEECH=0``) and with the speech handed on as it decodes (the
+   default), side by side, from one run; each engine's peak memory (RSS) after the requests.
+3. **Live audio**: utterances with pauses, sent as 24 kHz PCM16 at real-time pace in 20 ms
    pieces to ``/v1/realtime?intent=transcription`` with the default server VAD (500 ms of
    silence ends a turn). For each utterance: the delay from the moment its last speech
    sample was sent to its ``…transcription.completed`` event, split into turn detection
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import base64
 import statistics
+import sys
 import threading
 import time
 
@@ -29,10 +35,13 @@ import httpx
 import numpy as np
 from openai import OpenAI
 from tests.realtime_client import realtime_session
-from tests.servers import engine_server, openai_client
+from tests.servers import engine_server, openai_client, server_process
 from tests.speech import RATE, Recording, Utterance, compose, raw_pcm, wav_bytes
 from tests.texts import STORY
 from tests.wer import word_error_rate
+
+from benchmarks.workloads import long_files
+from stenostack.engine.pipeline import GROWING_SPEECH_ENV
 
 PCM_RATE = 24_000
 PIECE_SECONDS = 0.02
@@ -83,6 +92,63 @@ def sse_file(client: OpenAI, model: str, wav: bytes, runs: int) -> None:
     )
     print("|---|---|---|---|---|")
     print(f"| {p:.2f} | {f:.2f} | {d:.2f} | {f / p:.3f} | {d / p:.3f} |")
+
+
+def long_file(minutes: float) -> bytes:
+    """A WAV of ``minutes``: ten minutes of the long-file workload, repeated."""
+    piece = long_files(1, minutes=min(minutes, 10.0), seed=3)[0].recording.samples
+    repeats = max(round(minutes / (len(piece) / RATE / 60)), 1)
+    return wav_bytes(np.concatenate([piece] * repeats))
+
+
+def first_delta(client: OpenAI, model: str, wav: bytes) -> float:
+    """Seconds from sending a streamed request to its first delta (the rest is dropped)."""
+    started = time.perf_counter()
+    stream = client.audio.transcriptions.create(model=model, file=("long.wav", wav), stream=True)
+    try:
+        for _event in stream:
+            return time.perf_counter() - started
+    finally:
+        stream.response.close()  # the engine cancels the rest
+    raise RuntimeError("the stream ended without a delta")
+
+
+def peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def long_first_words(model: str, minutes: list[float], runs: int) -> None:
+    """First delta of long files, the whole-file path against the growing one."""
+    files = {m: long_file(m) for m in minutes}
+    longest = max(len(wav) for wav in files.values()) / 2 / RATE
+    firsts: dict[tuple[str, float], float] = {}
+    peaks: dict[str, float] = {}
+    for path, growing in (("whole file first", "0"), ("as it decodes", "1")):
+        command = [sys.executable, "-m", "stenostack", "serve", "--log-level", "warning"]
+        command += ["--model", model, "--max-audio-seconds", str(int(longest) + 60)]
+        command += ["--max-queued-audio-seconds", str(int(longest) * 4)]
+        with server_process(command, env={GROWING_SPEECH_ENV: growing}) as server:
+            client = openai_client(server.url, timeout=600)
+            warm = long_file(0.1)
+            client.audio.transcriptions.create(model=model, file=("w.wav", warm))
+            for m in minutes:
+                times = [first_delta(client, model, files[m]) for _ in range(runs)]
+                firsts[(path, m)] = statistics.median(times)
+            peaks[path] = peak_rss_mib(server.process.pid)
+    print(f"\nLong files, {model}: first delta, median of {runs} (seconds)")
+    print("| minutes | whole file first (baseline) | as it decodes | as it decodes / baseline |")
+    print("|---|---|---|---|")
+    for m in minutes:
+        base, new = firsts[("whole file first", m)], firsts[("as it decodes", m)]
+        print(f"| {m:g} | {base:.2f} | {new:.2f} | {new / base:.3f} |")
+    print(
+        f"peak engine memory (MiB): whole file first {peaks['whole file first']:.0f}, "
+        f"as it decodes {peaks['as it decodes']:.0f}"
+    )
 
 
 def speech_end(recording: Recording, utterance: Utterance) -> float:
@@ -181,7 +247,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="whisper-tiny.en")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--long-minutes",
+        type=float,
+        nargs="*",
+        default=[],
+        help="only measure the first words of long files of these lengths (e.g. 10 60)",
+    )
     args = parser.parse_args()
+    if args.long_minutes:
+        long_first_words(args.model, args.long_minutes, args.runs)
+        return 0
     story = five_minute_story()
     print(f"5-minute file: {story.duration:.0f} s of audio")
     wav = wav_bytes(story.samples)

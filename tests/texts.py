@@ -30,3 +30,71 @@ MEETING_MOVED = "The meeting has been moved to Thursday afternoon."
 LONG_SILENCE = 25.0  # longer than the model's window: nothing may be invented here
 
 SPANISH = "Buenos días. Hoy hace muy buen tiempo y vamos a caminar por el parque."
+
+# Plain sentences per language (Whisper's code), a few seconds each, for the accuracy
+# comparisons against faster-whisper; CJK ones are scored by characters.
+SENTENCES: dict[str, tuple[str, ...]] = {
+    "en": (
+        "The library opens at nine and closes early on Sundays.",
+        "Please send me the report before the end of the week.",
+        "We took the last train home and arrived after midnight.",
+        "My sister planted tomatoes and beans in the garden.",
+    ),
+    "es": (
+        "El tren sale de la estación central cada hora.",
+        "Mi color favorito es el verde y me gusta leer por la noche.",
+        "Mañana vamos a visitar a mis abuelos en el pueblo.",
+        "La cocina del restaurante cierra a las once de la noche.",
+    ),
+    "de": (
+        "Der Zug fährt jeden Morgen um sieben Uhr ab.",
+        "Meine Schwester arbeitet in einem großen Krankenhaus.",
+        "Wir haben am Wochenende einen langen Spaziergang gemacht.",
+        "Das Museum ist montags geschlossen.",
+    ),
+    "fr": (
+        "Le train part de la gare centrale toutes les heures.",
+        "Ma sœur travaille dans une grande bibliothèque.",
+        "Nous avons mangé du poisson au restaurant hier soir.",
+        "Il fait froid ce matin, prends ton manteau.",
+    ),
+    "it": (
+        "Il treno parte dalla stazione centrale ogni ora.",
+        "Mia sorella lavora in una grande biblioteca.",
+        "Domani andiamo al mare con i nostri amici.",
+        "La cucina del ristorante chiude alle undici.",
+    ),
+    "pt": (
+        "O trem sai da estação central a cada hora.",
+        "Minha irmã trabalha em uma grande biblioteca.",
+        "Amanhã vamos visitar nossos avós no interior.",
+        "O restaurante fecha às onze horas da noite.",
+    ),
+    "ru": (
+        "Поезд отправляется с центрального вокзала каждый час.",
+        "Моя сестра работает в большой библиотеке.",
+        "Завтра мы поедем к бабушке в деревню.",
+        "Сегодня утром было очень холодно.",
+    ),
+    "ja": (
+        "きょうは とても いい てんき です。",
+        "わたしは まいあさ コーヒーを のみます。",
+        "えきまで あるいて じゅっぷん です。",
+        "あしたは ともだちと えいがを みます。",
+    ),
+    "zh": (
+        "今天天气很好，我们去公园散步吧。",
+        "我每天早上喝一杯咖啡。",
+        "火车每个小时从中央车站出发。",
+        "我的妹妹在一家大图书馆工作。",
+    ),
+    "ko": (
+        "오늘은 날씨가 아주 좋습니다.",
+        "저는 매일 아침 커피를 마십니다.",
+        "기차는 매시간 중앙역에서 출발합니다.",
+        "내일 친구와 영화를 볼 거예요.",
+    ),
+}
+# The espeak-ng voice that reads each language of SENTENCES.
+VOICES = {"en": "en-us", "es": "es", "de": "de", "fr": "fr", "it": "it", "pt": "pt-br",
+          "ru": "ru", "ja": "ja", "zh": "cmn", "ko": "ko"}  # fmt: skip

@@ -18,3 +18,19 @@ def normalise(text: str) -> str:
 def word_error_rate(reference: str, hypothesis: str) -> float:
     rate: float = jiwer.wer(normalise(reference), normalise(hypothesis) or "<empty>")
     return rate
+
+
+# Languages scored by characters, since their words are not separated by spaces.
+BY_CHARACTERS = frozenset({"ja", "zh", "ko", "yue", "th", "lo", "my"})
+
+
+def error_rate(language: str, references: list[str], hypotheses: list[str]) -> float:
+    """WER over all of a language's clips together, or CER where words are not spaced."""
+    refs = [normalise(text) for text in references]
+    hyps = [normalise(text) for text in hypotheses]
+    if language in BY_CHARACTERS:
+        refs, hyps = [r.replace(" ", "") for r in refs], [h.replace(" ", "") for h in hyps]
+        rate: float = jiwer.cer(refs, [h or "-" for h in hyps])
+        return rate
+    rate = jiwer.wer(refs, [h or "<empty>" for h in hyps])
+    return rate

@@ -13,7 +13,13 @@ from stenostack.http.connection_flags import CONNECTION_SETTINGS, add_connection
 from stenostack.http.logs import configure_logging
 from stenostack.http.server import process_connection_limits, run_server
 from stenostack.models.download import add_download_command, run_download
-from stenostack.models.registry import ModelRegistry, ModelSpec, choose_placement
+from stenostack.models.registry import (
+    DEFAULT_BEAM_SIZE,
+    ModelRegistry,
+    ModelSpec,
+    choose_decoding,
+    choose_placement,
+)
 from stenostack.models.sources import ModelSourceError
 from stenostack.router.cli import add_router_command, run_router
 
@@ -47,6 +53,32 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=defaults.cpu_threads,
         help="Threads per model on CPU (0: one per core).",
+    )
+    serve.add_argument(
+        "--beam-size",
+        type=int,
+        default=defaults.beam_size,
+        help="Beam size at temperature 0 (1: greedy). Default: "
+        + ", ".join(f"{size} on {device}" for device, size in DEFAULT_BEAM_SIZE.items())
+        + ".",
+    )
+    serve.add_argument(
+        "--best-of",
+        type=int,
+        default=defaults.best_of,
+        help="Hypotheses sampled at each temperature of the fallback; the likeliest is kept.",
+    )
+    serve.add_argument(
+        "--patience",
+        type=float,
+        default=defaults.patience,
+        help="Beam search stops once beam-size x patience hypotheses have finished.",
+    )
+    serve.add_argument(
+        "--length-penalty",
+        type=float,
+        default=defaults.length_penalty,
+        help="Hypotheses are ranked by log probability / length ** this (0: not by length).",
     )
     serve.add_argument(
         "--max-upload-mb",
@@ -135,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         compute_type=args.compute_type,
         cpu_threads=args.cpu_threads,
+        beam_size=args.beam_size,
+        best_of=args.best_of,
+        patience=args.patience,
+        length_penalty=args.length_penalty,
         max_upload_mb=args.max_upload_mb,
         max_audio_seconds=args.max_audio_seconds,
         max_queued_audio_seconds=args.max_queued_audio_seconds,
@@ -171,11 +207,20 @@ def serve(settings: EngineSettings) -> int:
     if len(set(names)) != len(names):
         print(f"stenostack: error: two models share a name: {names}", file=sys.stderr)
         return 2
+    placement = choose_placement(settings.device, settings.compute_type)
+    try:
+        decoding = choose_decoding(
+            placement,
+            settings.beam_size,
+            settings.best_of,
+            settings.patience,
+            settings.length_penalty,
+        )
+    except ValueError as exc:
+        print(f"stenostack: error: {exc}", file=sys.stderr)
+        return 2
     registry = ModelRegistry(
-        specs,
-        settings.aliases,
-        choose_placement(settings.device, settings.compute_type),
-        settings.cpu_threads,
+        specs, settings.aliases, placement, settings.cpu_threads, decoding=decoding
     )
     try:
         registry.resolve()

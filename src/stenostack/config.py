@@ -31,6 +31,11 @@ class EngineSettings(ConnectionSettings):
     device: str = "auto"  # auto | cpu | cuda
     compute_type: str = "auto"  # auto | int8 | int8_float16 | float16 | float32 | ...
     cpu_threads: int = 0  # 0: one per core
+    # Decoding, as faster-whisper names it (models/base.py DecodingSettings).
+    beam_size: int | None = None  # None: the device's default (models/registry.py)
+    best_of: int = 5
+    patience: float = 1.0
+    length_penalty: float = 1.0
     max_upload_mb: float = field(
         default_factory=lambda: _env_float("STENOSTACK_MAX_UPLOAD_MB", 500.0)
     )

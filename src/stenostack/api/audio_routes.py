@@ -36,18 +36,24 @@ async def _handle(request: Request, task: Task, endpoint: str) -> Response:
     record = RequestRecord(request.app.state.metrics, endpoint)
     with record.recording():
         form = await read_form(request)
+        streaming = False
         try:
             audio_request = parse_audio_form(form, task)
             record.model = engine.registry.root_name(audio_request.model)
             if audio_request.stream:
-                # The stream records the outcome when it ends.
-                return await _open_stream(request, engine, audio_request, task, record)
+                # The stream records the outcome when it ends, and closes the upload then:
+                # the engine may still be decoding it while the first words are sent.
+                stream = await _open_stream(request, engine, audio_request, task, record)
+                stream.close_when_done(form.close)
+                streaming = True
+                return stream
             result = await unless_disconnected(
                 request,
                 engine.run(audio_request.model, audio_request.file.file, audio_request.options),
             )
         finally:
-            await form.close()
+            if not streaming:
+                await form.close()
         response = render(audio_request, result.transcript, result.model, task)
         record.succeeded(result.transcript.duration)
         return response

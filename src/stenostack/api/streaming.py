@@ -3,9 +3,11 @@
 The wire form is what the official SDK's ``Stream`` reads: ``data: {json}`` frames of
 ``transcript.text.delta`` events as each piece of text is final, exactly one
 ``transcript.text.done`` with the whole text and usage, then ``data: [DONE]``. The response
-starts only once the engine has decoded and admitted the audio, so bad audio and a full
-queue are still ordinary 4xx answers (and a router may retry them elsewhere); a failure
-after that is sent in the stream as ``data: {"error": {...}}``, which the SDK raises.
+starts only once the engine has decoded and admitted the audio (with growing speech, its
+first windows), so bad audio and a full queue are still ordinary 4xx answers (and a router
+may retry them elsewhere); a failure after that (with growing speech, also a file found
+truncated or too long further on) is sent in the stream as ``data: {"error": {...}}``,
+which the SDK raises.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -72,11 +74,16 @@ class TranscriptEventStream(StreamingResponse):
     ) -> None:
         self._work = work
         self._record = record
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         super().__init__(
             self._events(deltas, task),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    def close_when_done(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Call ``close`` once the work has ended (the upload it may still be reading)."""
+        self._closers.append(close)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -87,6 +94,8 @@ class TranscriptEventStream(StreamingResponse):
             # Also collects the outcome of work that ended unseen as the client left.
             await asyncio.gather(self._work, return_exceptions=True)
             self._record.failed(ClientDisconnected())  # unless the stream ended first
+            for close in self._closers:
+                await close()
 
     async def _events(self, deltas: asyncio.Queue[TextDelta], task: Task) -> AsyncIterator[bytes]:
         async for delta in self._pieces(deltas):

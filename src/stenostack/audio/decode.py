@@ -136,6 +136,62 @@ def decode_audio(
     return DecodedAudio(samples, sample_rate)
 
 
+def decode_pieces(
+    source: BinaryIO,
+    sample_rate: int,
+    max_seconds: float,
+    *,
+    budget_seconds: float | None = None,
+) -> Iterator[Int16Audio]:
+    """:func:`decode_audio`, piece by piece as the file decodes, with the same checks: the
+    limit and the budget as soon as they are passed, an empty or truncated file at the end."""
+    stop_at = max_seconds if budget_seconds is None else min(budget_seconds, max_seconds)
+    limit = int(stop_at * sample_rate)
+    total = 0
+    clean_end = True
+    with _open_audio(source) as (container, stream):
+        declared = _declared_seconds(container, stream)
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+        try:
+            for frame in container.decode(stream):
+                frame.pts = None  # let the resampler count; broken timestamps must not matter
+                for out in resampler.resample(frame):
+                    piece = _samples(out)
+                    total += len(piece)
+                    if total > limit:
+                        _refuse(total / sample_rate, stop_at, max_seconds)
+                    yield piece
+            for out in resampler.resample(None):
+                piece = _samples(out)
+                total += len(piece)
+                if total > limit:
+                    _refuse(total / sample_rate, stop_at, max_seconds)
+                yield piece
+        except (av.FFmpegError, ValueError) as exc:
+            log.info("decoding stopped early: %s", exc)
+            clean_end = False
+    decoded = total / sample_rate
+    if decoded == 0:
+        raise InvalidAudio("The file contains no audio samples.", code="empty_audio")
+    least_expected = declared * TRUNCATION_TOLERANCE - TRUNCATION_SLACK_SECONDS if declared else 0
+    if not clean_end and decoded < least_expected:
+        raise InvalidAudio(
+            f"The file is corrupt or truncated: its header declares {declared:.1f} s of audio "
+            f"but decoding failed after {decoded:.1f} s.",
+            code="truncated_audio",
+        )
+
+
+def _refuse(decoded: float, stop_at: float, max_seconds: float) -> None:
+    if decoded > max_seconds:
+        raise AudioTooLong(max_seconds, max_seconds, at_least=True)
+    raise DecodeBudgetExceeded(f"decoded past the budget of {stop_at:.0f} s")
+
+
+def _samples(frame: av.AudioFrame) -> Int16Audio:
+    return frame.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+
+
 @contextmanager
 def _open_audio(
     source: BinaryIO,

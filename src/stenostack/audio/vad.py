@@ -30,10 +30,10 @@ def find_speech(
         waveform = to_float32(audio[offset : offset + block])
         for chunk in get_speech_timestamps(waveform, options, sampling_rate=sample_rate):
             spans.append((offset + int(chunk["start"]), offset + int(chunk["end"])))
-    return _merge_touching(spans, gap=2 * settings.prefix_padding_ms * sample_rate // 1000)
+    return merge_touching(spans, gap=2 * settings.prefix_padding_ms * sample_rate // 1000)
 
 
-def _merge_touching(spans: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+def merge_touching(spans: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
     """Join spans whose padding meets, as happens where speech crosses a block boundary."""
     merged: list[tuple[int, int]] = []
     for start, end in spans:

@@ -26,16 +26,21 @@ from stenostack.audio.decode import (
     decode_audio,
     probe_audio,
 )
+from stenostack.audio.growing_speech import SpeechPreparation
 from stenostack.engine.admission import AudioQueueBound
 from stenostack.engine.decode_lanes import DecodeLanes
 from stenostack.engine.memory import release_free_memory
 from stenostack.engine.pipeline import (
     PreparedAudio,
     finish_transcript,
+    growing_speech_enabled,
     prepare_audio,
+    prepare_growing,
+    prepared_from,
+    ready_async,
     silent_transcript,
 )
-from stenostack.engine.scheduler import BatchScheduler, WorkClass
+from stenostack.engine.scheduler import BatchScheduler, Ticket, WorkClass
 from stenostack.metrics import EngineMetrics
 from stenostack.models.base import (
     DeltaSink,
@@ -123,6 +128,8 @@ class Engine:
         scheduler = self._scheduler(root, model)
         bound = self._bound(root)
         loop = asyncio.get_running_loop()
+        growing: SpeechPreparation | None = None
+        decoding: asyncio.Future[None] | None = None
         with scheduler.preparing():
             if isinstance(source, DecodedAudio):
                 expected = source.duration
@@ -133,12 +140,27 @@ class Engine:
                 )
                 expected = probe.estimated_seconds
             bound.admit(expected, scheduler.busy_seconds())
-            try:
-                prepared = await self._prepare(model, source, options, expected)
-                bound.settle(expected, prepared.duration, scheduler.busy_seconds())
-            except BaseException:
-                _release(bound, expected, finished=False)
-                raise
+            if (
+                on_delta is not None
+                and _takes_growing(model)
+                and not isinstance(source, DecodedAudio)
+            ):
+                growing = prepare_growing(
+                    source, model.audio_config, self.limits.max_audio_seconds, options, expected
+                )
+                decoding = await self._start_growing(model, bound, growing, expected)
+            else:
+                try:
+                    prepared = await self._prepare(model, source, options, expected)
+                    bound.settle(expected, prepared.duration, scheduler.busy_seconds())
+                except BaseException:
+                    _release(bound, expected, finished=False)
+                    raise
+        if growing is not None and decoding is not None:
+            return await self._finish_growing(
+                root, model, scheduler, bound, growing, decoding, options, expected,
+                on_admitted, on_delta, work_class,
+            )  # fmt: skip
         if prepared.is_silent:
             _release(bound, prepared.duration, finished=False)
             if on_admitted is not None:
@@ -165,6 +187,97 @@ class Engine:
             rtf = (time.perf_counter() - started) / prepared.duration
             self.metrics.real_time_factor.labels(root).observe(rtf)
         return EngineResult(finish_transcript(transcript, prepared, model.audio_config), model)
+
+    async def _start_growing(
+        self,
+        model: SpeechToTextModel,
+        bound: AudioQueueBound,
+        growing: SpeechPreparation,
+        expected: float,
+    ) -> asyncio.Future[None]:
+        """Start decoding a streamed file that a model can take growing; return once its
+        first windows are final (or it is all decoded), with decoding going on. An error so
+        far is an ordinary 4xx answer."""
+        self.metrics.decodes.inc()
+        decoding = asyncio.ensure_future(self._decode_growing(growing, expected))
+        # Its error also reaches the speech's readers, who raise it; this one need not.
+        decoding.add_done_callback(lambda task: task.cancelled() or task.exception())
+        rate = model.audio_config.sample_rate
+        first_samples = int((model.audio_config.max_clip_seconds + 1) * rate)
+        try:
+            await ready_async(growing.speech, first_samples)
+            if decoding.done():
+                await decoding  # raises what stopped it early
+        except BaseException:
+            growing.stop()
+            decoding.cancel()
+            _release(bound, expected, finished=False)
+            raise
+        return decoding
+
+    async def _finish_growing(
+        self,
+        root: str,
+        model: SpeechToTextModel,
+        scheduler: BatchScheduler,
+        bound: AudioQueueBound,
+        growing: SpeechPreparation,
+        decoding: asyncio.Future[None],
+        options: TranscriptionOptions,
+        expected: float,
+        on_admitted: Callable[[], None] | None,
+        on_delta: DeltaSink | None,
+        work_class: WorkClass,
+    ) -> EngineResult:
+        """The model on the growing speech while decoding goes on. Errors found from here on
+        (a file truncated or too long past its first minutes) reach a stream as an error
+        event."""
+        loop = asyncio.get_running_loop()
+        ticket: Ticket | None = None
+        transcript: Transcript | None = None  # None: nothing but silence, no model work
+        started = time.perf_counter()
+        try:
+            if not (growing.speech.complete and growing.speech.length == 0):
+                if on_admitted is not None:
+                    on_admitted()
+                ticket = scheduler.submit(
+                    model.start_growing_transcription(
+                        growing.speech, options, _on_loop(loop, on_delta)
+                    ),
+                    work_class,
+                )
+                transcript = await asyncio.wrap_future(ticket.future)
+            await decoding
+            prepared = prepared_from(growing.speech)
+        except BaseException:
+            if ticket is not None:
+                ticket.cancel()  # first, so that the job is not woken to fail
+            growing.stop()
+            decoding.cancel()
+            _release(bound, expected, finished=False)
+            raise
+        bound.settle(expected, prepared.duration, scheduler.busy_seconds())
+        _release(bound, prepared.duration, finished=transcript is not None)
+        if transcript is None:
+            if on_admitted is not None:
+                on_admitted()
+            return EngineResult(silent_transcript(model, options, prepared.duration), model)
+        if prepared.duration > 0:
+            rtf = (time.perf_counter() - started) / prepared.duration
+            self.metrics.real_time_factor.labels(root).observe(rtf)
+        return EngineResult(finish_transcript(transcript, prepared, model.audio_config), model)
+
+    async def _decode_growing(self, growing: SpeechPreparation, expected: float) -> None:
+        """Run ``growing`` on the decode lanes, as :meth:`_prepare` runs a whole decode."""
+        if expected > self.limits.long_decode_seconds:
+            budget = None
+        else:
+            budget = max(2 * expected, expected + self.limits.decode_budget_slack_seconds)
+        if not await self._lanes.run(expected, functools.partial(growing.run, budget)):
+            log.info("a file expected to last %.0f s decodes to more; going on as long", expected)
+            await self._lanes.run(
+                self.limits.max_audio_seconds, functools.partial(growing.run, None)
+            )
 
     async def _prepare(
         self,
@@ -231,6 +344,11 @@ class Engine:
         self._lanes.close()
         for scheduler in self._schedulers.values():
             scheduler.close()
+
+
+def _takes_growing(model: SpeechToTextModel) -> bool:
+    """Whether a streamed file goes the growing way (to a model that can take it)."""
+    return growing_speech_enabled() and model.takes_growing_speech
 
 
 def _release(bound: AudioQueueBound, seconds: float, *, finished: bool) -> None:

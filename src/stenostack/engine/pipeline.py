@@ -1,15 +1,21 @@
 """One transcription's preparation and finish, around the model's work.
 
 Before the model: find the speech (voice activity detection), join it without the long
-silences and note where long pauses were cut. After the model: put every time back on the
-uploaded file's timeline.
+silences and note where long pauses were cut, either for the whole file at once or, for a
+streamed file and a model that can take it, as the file decodes (:func:`prepare_growing`),
+so that the first words need not wait for the whole file. Both give the same speech. After
+the model: put every time back on the uploaded file's timeline.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from dataclasses import dataclass
+from typing import BinaryIO
 
-from stenostack.audio.decode import DecodedAudio
+from stenostack.audio.decode import DecodedAudio, decode_pieces
+from stenostack.audio.growing_speech import GrowingSpeech, SpeechPreparation
 from stenostack.audio.samples import Speech
 from stenostack.audio.timeline import SpeechTimeline
 from stenostack.audio.vad import find_speech
@@ -18,6 +24,14 @@ from stenostack.models.base import AudioConfig, SpeechToTextModel, Transcript, T
 # A pause at least this long (after VAD padding) is a hard break: decoding windows stop at
 # it, so that no segment reaches across the silence.
 LONG_PAUSE_SECONDS = 3.0
+# Streamed files are prepared as they decode (see prepare_growing), for models that take
+# growing speech; "0" turns it off (the whole file is decoded and searched for speech
+# first), which benchmarks/streaming_latency.py uses to compare the two.
+GROWING_SPEECH_ENV = "STENOSTACK_GROWING_SPEECH"
+
+
+def growing_speech_enabled() -> bool:
+    return os.environ.get(GROWING_SPEECH_ENV, "1") != "0"
 
 
 @dataclass
@@ -42,6 +56,46 @@ def prepare_audio(audio: DecodedAudio, options: TranscriptionOptions) -> Prepare
         return PreparedAudio(audio.duration, Speech(audio.samples[:0]), timeline)
     speech = Speech(timeline.join(audio.samples), timeline.seams_after_pauses(LONG_PAUSE_SECONDS))
     return PreparedAudio(audio.duration, speech, timeline)
+
+
+def prepare_growing(
+    source: BinaryIO,
+    audio_config: AudioConfig,
+    max_seconds: float,
+    options: TranscriptionOptions,
+    expected_seconds: float,
+) -> SpeechPreparation:
+    """Decoding and VAD that hand the speech on span by span; run it on a decode thread
+    (``run``). Nothing is decoded yet."""
+    rate = audio_config.sample_rate
+    source.seek(0)
+    speech = GrowingSpeech(rate, LONG_PAUSE_SECONDS, expected_samples=int(expected_seconds * rate))
+    return SpeechPreparation(decode_pieces(source, rate, max_seconds), rate, options.vad, speech)
+
+
+async def ready_async(speech: GrowingSpeech, end: int) -> None:
+    """Wait on the event loop until the first ``end`` samples of ``speech`` are final (or it
+    is complete); raise its decoding error if decoding failed."""
+    loop = asyncio.get_running_loop()
+    changed = asyncio.Event()
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(changed.set)
+
+    unwatch = speech.watch(wake)
+    try:
+        while not speech.is_ready(end):
+            await changed.wait()
+            changed.clear()
+    finally:
+        unwatch()
+    speech.ready(end, timeout=0)  # raises the decoding error, if any
+
+
+def prepared_from(speech: GrowingSpeech) -> PreparedAudio:
+    """The complete growing speech, as :func:`prepare_audio` would have made it."""
+    duration, joined, timeline = speech.wait_complete(timeout=0)
+    return PreparedAudio(duration, joined, timeline)
 
 
 def silent_transcript(

@@ -221,7 +221,8 @@ class BatchScheduler:
         except StopIteration as done:
             self._finish(entry, transcript=done.value)
         except Exception as exc:
-            log.exception("%s: a transcription job failed", self.model_name)
+            if not entry.cancelled:  # a cancelled job may fail as its input is taken away
+                log.exception("%s: a transcription job failed", self.model_name)
             self._finish(entry, error=exc)
 
     def _finish(
@@ -237,7 +238,11 @@ class BatchScheduler:
             gauge = self._metrics.running if entry.started else self._metrics.waiting
             gauge.labels(self.model_name).dec()
         entry.step = None
-        if transcript is not None:
+        if entry.future.cancelled():
+            # The caller gave up (its awaiting task was cancelled) while the job still ran a
+            # step, which may since have finished it or failed: nobody wants the outcome.
+            entry.job.close()
+        elif transcript is not None:
             entry.future.set_result(transcript)
         elif error is not None:
             entry.future.set_exception(error)

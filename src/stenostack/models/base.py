@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from stenostack.audio.growing_speech import GrowingSpeech
 from stenostack.audio.samples import Speech
 from stenostack.audio.vad_settings import FILE_VAD, VadSettings
 from stenostack.errors import InvalidRequest
@@ -226,6 +227,26 @@ class SpeechToTextModel(ABC):
         returns.
         """
 
+    #: Whether the model implements :meth:`start_growing_transcription`, so that a streamed
+    #: file's first words need not wait for the whole file to be decoded.
+    takes_growing_speech: bool = False
+
+    def start_growing_transcription(
+        self,
+        speech: GrowingSpeech,
+        options: TranscriptionOptions,
+        on_delta: DeltaSink | None = None,
+    ) -> TranscriptionJob:
+        """:meth:`start_transcription`'s job, on speech whose end is still being decoded.
+
+        The job reads it with ``speech.ready(end)``, which waits until the first ``end``
+        samples are final (or the speech is complete). The engine submits the job once the
+        first ``audio_config.max_clip_seconds`` are, and decoding runs far ahead of any model,
+        so the wait is rare and short. The transcript must be exactly what
+        :meth:`start_transcription` gives for the completed speech.
+        """
+        raise NotImplementedError(f"{type(self).__name__} needs the whole speech up front")
+
     @abstractmethod
     def run_batch(self, steps: Sequence[ModelStep]) -> list[Any]:
         """Run steps that share one ``batch_key`` as one model call; one result per step."""
@@ -264,9 +285,34 @@ class Placement:
     compute_type: str
 
 
+@dataclass(frozen=True)
+class DecodingSettings:
+    """How a model searches for text, as faster-whisper names it: ``beam_size`` (1: greedy)
+    at temperature 0; ``best_of`` hypotheses sampled at each higher temperature."""
+
+    beam_size: int = 5
+    best_of: int = 5
+    patience: float = 1.0  # beam search stops after beam_size * patience finished hypotheses
+    length_penalty: float = 1.0  # hypotheses' log probabilities are divided by length ** this
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError(f"beam size must be at least 1 (1: greedy), not {self.beam_size}")
+        if self.best_of < 1:
+            raise ValueError(f"best-of must be at least 1, not {self.best_of}")
+        if not self.patience > 0:
+            raise ValueError(f"patience must be above 0, not {self.patience}")
+        if not 0 <= self.length_penalty < math.inf:
+            raise ValueError(f"length penalty must be 0 or more, not {self.length_penalty}")
+
+
 class ModelFactory(Protocol):
     """Loads one model family's files (the registry keeps one per family)."""
 
     def __call__(
-        self, model_dir: Path, placement: Placement, cpu_threads: int
+        self,
+        model_dir: Path,
+        placement: Placement,
+        cpu_threads: int,
+        decoding: DecodingSettings,
     ) -> SpeechToTextModel: ...

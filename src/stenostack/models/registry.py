@@ -14,7 +14,7 @@ from pathlib import Path
 import ctranslate2
 
 from stenostack.errors import ModelNotFound, ServiceUnavailable
-from stenostack.models.base import ModelFactory, Placement, SpeechToTextModel
+from stenostack.models.base import DecodingSettings, ModelFactory, Placement, SpeechToTextModel
 from stenostack.models.sources import (
     BUNDLED_MODELS,
     OPENAI_DEFAULT_MODEL,
@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 
 # How each family's files become a loaded model.
 LOADERS: dict[ModelFamily, ModelFactory] = {"whisper-ct2": WhisperCT2.load}
+
+# The beam size when none is given, per device. CPU: greedy, measured (README, "Decoding"):
+# beam 5 is more accurate but serves 0.6-0.86x the short clips and a tenth of the live turns
+# of 64 flooding sessions (tests/test_fairness.py: 0.1 against 1.3 turns/s), so it is the
+# caller's trade to make. CUDA: faster-whisper's default, not measured here.
+DEFAULT_BEAM_SIZE = {"cpu": 1, "cuda": 5}
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,20 @@ def choose_placement(device: str = "auto", compute_type: str = "auto") -> Placem
     return Placement(device, compute_type)
 
 
+def choose_decoding(
+    placement: Placement,
+    beam_size: int | None = None,
+    best_of: int = 5,
+    patience: float = 1.0,
+    length_penalty: float = 1.0,
+) -> DecodingSettings:
+    """The search settings, with the device's beam size unless one is given; raises
+    ValueError on a value out of range."""
+    if beam_size is None:
+        beam_size = DEFAULT_BEAM_SIZE[placement.device]
+    return DecodingSettings(beam_size, best_of, patience, length_penalty)
+
+
 class ModelRegistry:
     """Resolves, loads and looks up models; aliases point at served names.
 
@@ -71,6 +91,7 @@ class ModelRegistry:
         placement: Placement,
         cpu_threads: int = 0,
         load_model: ModelFactory | None = None,
+        decoding: DecodingSettings | None = None,
     ) -> None:
         self.specs = specs
         names = {spec.name for spec in specs}
@@ -82,6 +103,7 @@ class ModelRegistry:
         }
         self.placement = placement
         self.cpu_threads = cpu_threads
+        self.decoding = decoding or choose_decoding(placement)
         self.load_model = load_model
         self._files: dict[str, ModelFiles] = {}
         self._models: dict[str, SpeechToTextModel] = {}
@@ -101,14 +123,17 @@ class ModelRegistry:
             for spec in self.specs:
                 files = self._files[spec.name]
                 log.info(
-                    "loading model %s from %s on %s/%s",
+                    "loading model %s from %s on %s/%s (%s)",
                     spec.name,
                     files.directory,
                     self.placement.device,
                     self.placement.compute_type,
+                    self.decoding,
                 )
                 load = self.load_model or LOADERS[files.family]
-                self._models[spec.name] = load(files.directory, self.placement, self.cpu_threads)
+                self._models[spec.name] = load(
+                    files.directory, self.placement, self.cpu_threads, self.decoding
+                )
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             raise

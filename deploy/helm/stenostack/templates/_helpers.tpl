@@ -157,6 +157,9 @@ seccompProfile:
 - --device={{ $e.device }}
 - --compute-type={{ $e.computeType }}
 - --cpu-threads={{ int64 $e.cpuThreads }}
+{{- if gt (int $e.beamSize) 0 }}
+- --beam-size={{ int $e.beamSize }}
+{{- end }}
 - --batch-gather-ms={{ $e.batch.gatherMs }}
 - --max-queued-audio-seconds={{ $e.limits.maxQueuedAudioSeconds }}
 - --max-audio-seconds={{ $e.limits.maxAudioSeconds }}

@@ -32,6 +32,14 @@ def temperature_ladder(temperature: float) -> tuple[float, ...]:
     return DEFAULT_TEMPERATURE_LADDER if temperature == 0 else (temperature,)
 
 
+def average_logprob(score: float, length: int, length_penalty: float) -> float:
+    """Whisper's average log probability of a hypothesis from CTranslate2's score (its log
+    probability divided by ``length ** length_penalty``), as faster-whisper recovers it:
+    the sum over the tokens, averaged over ``length + 1`` (the end of text counts)."""
+    total: float = score * length**length_penalty
+    return total / (length + 1)
+
+
 def compression_ratio(text: str) -> float:
     """How well the text compresses: looping output compresses far better than speech."""
     data = text.encode("utf-8")

@@ -7,16 +7,17 @@ ended, and its prompt carries the text decoded so far, as in Whisper's own ``tra
 
 The loop is written as a job (see :mod:`stenostack.models.base`): every model call is a
 step the engine may batch with other requests' steps. A window shorter than 30 s is encoded
-with an input sized to it; if that makes the decoder loop, the window is encoded again with
-full padding and decoded afresh.
+with an input sized to it where :mod:`.input_sizing` allows (else padded to 30 s); if that
+makes the decoder loop, the window is encoded again with full padding and decoded afresh.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import deque
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -25,10 +26,12 @@ import numpy as np
 import tokenizers
 from faster_whisper.tokenizer import Tokenizer
 
+from stenostack.audio.growing_speech import GrowingSpeech
 from stenostack.audio.samples import Speech
 from stenostack.models.base import (
     AudioConfig,
     Capabilities,
+    DecodingSettings,
     DeltaSink,
     ModelStep,
     Placement,
@@ -50,14 +53,16 @@ from stenostack.models.whisper.decoding import (
     DecodeAttempt,
     RawSegment,
     TokenBudget,
+    average_logprob,
     best_of_failed,
     compression_ratio,
     split_by_timestamps,
     temperature_ladder,
 )
+from stenostack.models.whisper.input_sizing import InputSizing, sized_input_allowed
+from stenostack.models.whisper.seeded_sampling import SeededSampler, derive_seed
 from stenostack.models.whisper.steps import (
     MAX_DECODER_TOKENS,
-    SAMPLING_BEST_OF,
     Align,
     DetectLanguage,
     Encode,
@@ -87,6 +92,9 @@ PROMPT_LENGTH_BUCKETS = (0, 8, 16, 32, 64, 128, MAX_PROMPT_TOKENS)
 # A tail shorter than this after the last window holds no word worth an encoder pass.
 MIN_TAIL_FRAMES = 10
 
+# What a model built directly (not by the registry, which applies --beam-size) decodes with.
+GREEDY = DecodingSettings(beam_size=1)
+
 WindowDecode = Generator[ModelStep, Any, DecodeAttempt | None]
 
 
@@ -112,22 +120,30 @@ class WhisperCT2(SpeechToTextModel):
         device: str = "cpu",
         compute_type: str = "int8",
         cpu_threads: int = 0,
-        short_inputs: bool = True,
+        decoding: DecodingSettings = GREEDY,
+        input_sizing: InputSizing = InputSizing.BY_RULE,
     ) -> None:
         self.model_dir = model_dir
-        # Encode windows under 30 s with an input sized to them (False: always pad to 30 s).
-        self.short_inputs = short_inputs
+        # Which windows under 30 s are encoded with an input sized to them.
+        self.input_sizing = input_sizing
         # Windows whose shortened input made the decoder loop, so they were padded instead.
         self.padded_after_loop = 0
         self.device = device
         self.compute_type = compute_type
-        self._model = ctranslate2.models.Whisper(
-            str(model_dir), device=device, compute_type=compute_type, intra_threads=cpu_threads
-        )
+        self.decoding = decoding
+
+        def load_model() -> ctranslate2.models.Whisper:
+            return ctranslate2.models.Whisper(
+                str(model_dir), device=device, compute_type=compute_type, intra_threads=cpu_threads
+            )
+
+        self._model = load_model()
         self._hf_tokenizer = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizers: dict[tuple[Task, str], Tokenizer] = {}
         self.multilingual: bool = bool(self._model.is_multilingual)
-        self._runner = WhisperStepRunner(self._model, on_gpu=device == "cuda")
+        self._runner = WhisperStepRunner(
+            self._model, on_gpu=device == "cuda", sampler=SeededSampler(load_model)
+        )
         if self.multilingual:
             self.supported_languages = {
                 code: name
@@ -145,23 +161,50 @@ class WhisperCT2(SpeechToTextModel):
         )
 
     @classmethod
-    def load(cls, model_dir: Path, placement: Placement, cpu_threads: int) -> Self:
+    def load(
+        cls,
+        model_dir: Path,
+        placement: Placement,
+        cpu_threads: int,
+        decoding: DecodingSettings,
+    ) -> Self:
         """The registry's loader for CTranslate2 Whisper directories."""
         return cls(
             model_dir,
             device=placement.device,
             compute_type=placement.compute_type,
             cpu_threads=cpu_threads,
+            decoding=decoding,
         )
 
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "decoding": dataclasses.asdict(self.decoding)}
+
     # -- the model interface -------------------------------------------------------------
+
+    takes_growing_speech = True
 
     def start_transcription(
         self, speech: Speech, options: TranscriptionOptions, on_delta: DeltaSink | None = None
     ) -> TranscriptionJob:
-        audio = speech.samples
-        total_frames = math.ceil(len(audio) / HOP_LENGTH)
-        break_frames = sorted(sample // HOP_LENGTH for sample in speech.breaks)
+        return self._transcription(lambda _end: speech, options, on_delta)
+
+    def start_growing_transcription(
+        self,
+        speech: GrowingSpeech,
+        options: TranscriptionOptions,
+        on_delta: DeltaSink | None = None,
+    ) -> TranscriptionJob:
+        return self._transcription(speech.ready, options, on_delta)
+
+    def _transcription(
+        self,
+        speech_until: Callable[[int], Speech],
+        options: TranscriptionOptions,
+        on_delta: DeltaSink | None,
+    ) -> TranscriptionJob:
+        """The job; ``speech_until(end)`` is the speech with at least its first ``end``
+        samples final (all of it, once it is complete)."""
         language = options.language if self.multilingual else "en"
         user_prompt = self._prompt_tokens(options.prompt)
         history = list(user_prompt)
@@ -169,7 +212,14 @@ class WhisperCT2(SpeechToTextModel):
         logprobs: list[TokenLogprob] = []
         text = ""
         seek = 0
-        while seek < total_frames:
+        while True:
+            # Whatever this window could reach is final: one frame past a whole window.
+            speech = speech_until((seek + WINDOW_FRAMES + 1) * HOP_LENGTH)
+            audio = speech.samples
+            total_frames = math.ceil(len(audio) / HOP_LENGTH)
+            if seek >= total_frames:
+                break
+            break_frames = sorted(sample // HOP_LENGTH for sample in speech.breaks)
             next_break = next((b for b in break_frames if b > seek), total_frames)
             window_frames = min(WINDOW_FRAMES, next_break - seek)
             if window_frames < MIN_TAIL_FRAMES:
@@ -177,9 +227,8 @@ class WhisperCT2(SpeechToTextModel):
                 continue
             start = seek * HOP_LENGTH
             window = audio[start : start + window_frames * HOP_LENGTH]
-            input_frames = (
-                encoder_input_frames(window_frames) if self.short_inputs else WINDOW_FRAMES
-            )
+            sized = sized_input_allowed(self.input_sizing, self.multilingual, language)
+            input_frames = encoder_input_frames(window_frames) if sized else WINDOW_FRAMES
             encoded: Encoded = yield Encode(window, input_frames)
             if language is None:
                 language = self._pick_language((yield DetectLanguage(encoded)))
@@ -188,8 +237,17 @@ class WhisperCT2(SpeechToTextModel):
             context = history if history == user_prompt else trim_to_bucket(history)
             prompt = self._build_prompt(tokenizer, context)
             budget = TokenBudget.for_window(token_limit(window_frames, len(prompt)))
+            # What a sampled decode of this window draws from: the same for the same request.
+            window_id = derive_seed(window.tobytes(), seek.to_bytes(8, "little"))
             attempt = yield from self._decode(
-                encoded, prompt, tokenizer, options.temperature, window_frames, input_frames, budget
+                encoded,
+                prompt,
+                tokenizer,
+                options.temperature,
+                window_frames,
+                input_frames,
+                budget,
+                window_id,
             )
             if attempt is None:
                 log.debug("window at %d looped on a %d-frame input; padding", seek, input_frames)
@@ -203,6 +261,7 @@ class WhisperCT2(SpeechToTextModel):
                     window_frames,
                     WINDOW_FRAMES,
                     budget,
+                    window_id,
                 )
                 assert attempt is not None  # a full-length window never counts as looping
             if attempt.is_silence:
@@ -290,11 +349,15 @@ class WhisperCT2(SpeechToTextModel):
         window_frames: int,
         input_frames: int,
         budget: TokenBudget,
+        window_id: int,
     ) -> WindowDecode:
         """Decode with Whisper's temperature fallback, redoing only this window, within the
         window's token ``budget``. With earlier text in the prompt, one greedy attempt also
         goes without it: right after an attempt that loops (the prompt is the likely cause,
         as with a prompt that repeats itself), else once every temperature has failed.
+
+        A sampled try draws from a seed made of ``window_id`` (the window's audio and place),
+        its prompt (language, task, earlier text) and its temperature.
 
         Returns None when a shortened input made the decoder loop (too many tokens for the
         audio, or text that compresses like a loop): the caller pads the window to 30 s.
@@ -312,14 +375,25 @@ class WhisperCT2(SpeechToTextModel):
             limit = token_limit(window_frames, len(try_prompt))
             if attempts and with_context:
                 # Expect this temperature to decode as much as the last, per hypothesis.
-                expected = len(attempts[-1].tokens) * (1 if t == 0 else SAMPLING_BEST_OF)
+                expected = len(attempts[-1].tokens) * (1 if t == 0 else self.decoding.best_of)
                 if not budget.allows(expected):
                     continue
+            seed = derive_seed(
+                window_id.to_bytes(8, "little"),
+                np.asarray(try_prompt, dtype=np.int64).tobytes(),
+                repr(t).encode(),
+            )
             hypotheses: Hypotheses = yield Generate(
-                encoded, try_prompt, try_prompt.index(tokenizer.sot), t, limit
+                encoded,
+                try_prompt,
+                try_prompt.index(tokenizer.sot),
+                t,
+                limit,
+                self.decoding,
+                seed,
             )
             budget.spend(sum(len(sequence) for sequence in hypotheses.sequences))
-            attempt = self._attempt(hypotheses, tokenizer, t)
+            attempt = self._attempt(hypotheses, tokenizer, t, self.decoding.length_penalty)
             looping = (
                 len(attempt.tokens) >= limit
                 or attempt.compression_ratio > COMPRESSION_RATIO_THRESHOLD
@@ -334,12 +408,13 @@ class WhisperCT2(SpeechToTextModel):
         return best_of_failed(attempts)
 
     @staticmethod
-    def _attempt(hypotheses: Hypotheses, tokenizer: Tokenizer, temperature: float) -> DecodeAttempt:
+    def _attempt(
+        hypotheses: Hypotheses, tokenizer: Tokenizer, temperature: float, length_penalty: float
+    ) -> DecodeAttempt:
         best = int(np.argmax(hypotheses.scores))
         tokens = hypotheses.sequences[best]
         text = tokenizer.decode([tok for tok in tokens if tok < tokenizer.timestamp_begin])
-        # CTranslate2 scores are normalised by length; Whisper averages over length + 1.
-        avg_logprob = hypotheses.scores[best] * len(tokens) / (len(tokens) + 1)
+        avg_logprob = average_logprob(hypotheses.scores[best], len(tokens), length_penalty)
         return DecodeAttempt(
             tokens=tokens,
             text=text,

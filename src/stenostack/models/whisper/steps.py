@@ -3,7 +3,9 @@
 Each step is one request's share of one CTranslate2 call. Steps batch together only when
 CTranslate2 allows it: the same encoder length (it has no padding mask), for ``generate``
 the same prompt shape (``<|startoftranscript|>`` at one position, one prompt length) and
-one temperature, for ``align`` one start sequence.
+the same search (greedy, or beam search with one beam size, patience and length penalty),
+for ``align`` one start sequence. A sampled decode runs alone, with its own seed
+(:mod:`.seeded_sampling`), so that what it samples never depends on other requests.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ import numpy.typing as npt
 from faster_whisper.feature_extractor import FeatureExtractor
 
 from stenostack.audio.samples import Int16Audio, to_float32
-from stenostack.models.base import ModelStep
+from stenostack.models.base import DecodingSettings, ModelStep
+from stenostack.models.whisper.seeded_sampling import SeededSampler
 from stenostack.models.whisper.units import FRAMES_PER_SECOND, HOP_LENGTH, WINDOW_FRAMES
 
 MAX_DECODER_TOKENS = 448
-SAMPLING_BEST_OF = 5
 
 StepT = TypeVar("StepT", bound=ModelStep)
 
@@ -86,18 +88,28 @@ class DetectLanguage(ModelStep):
 
 @dataclass(eq=False)
 class Generate(ModelStep):
-    """Decode one window from ``prompt`` at one temperature (0: greedy)."""
+    """Decode one window from ``prompt`` at one temperature: at 0 by beam search (greedy
+    with a beam of 1), above it by sampling ``decoding.best_of`` hypotheses from ``seed``."""
 
     encoded: Encoded
     prompt: list[int]
     sot_index: int
     temperature: float
     max_new_tokens: int
+    decoding: DecodingSettings
+    seed: int = 0  # what a sampled decode draws from; unused at temperature 0
+
+    @property
+    def sampled(self) -> bool:
+        return self.temperature > 0
 
     @property
     def batch_key(self) -> Hashable:
+        if self.sampled:
+            return ("generate", "sampled", id(self))  # alone: see the module's docstring
+        search = (self.decoding.beam_size, self.decoding.patience, self.decoding.length_penalty)
         shape = (self.encoded.shape, self.sot_index, len(self.prompt))
-        return ("generate", shape, self.temperature)
+        return ("generate", shape, search)
 
 
 @dataclass(eq=False)
@@ -123,7 +135,8 @@ class Hypotheses:
     """What ``generate`` returns for one window."""
 
     sequences: list[list[int]]
-    scores: list[float]  # CTranslate2's length-normalised log probabilities
+    # CTranslate2's log probabilities, each divided by its length ** length_penalty
+    scores: list[float]
     no_speech_prob: float
 
 
@@ -133,8 +146,11 @@ class Hypotheses:
 class WhisperStepRunner:
     """Runs a batch of same-key steps as one CTranslate2 call."""
 
-    def __init__(self, model: ctranslate2.models.Whisper, on_gpu: bool) -> None:
+    def __init__(
+        self, model: ctranslate2.models.Whisper, on_gpu: bool, sampler: SeededSampler
+    ) -> None:
         self._model = model
+        self._sampler = sampler
         self._features = FeatureExtractor(feature_size=model.n_mels)
         self._on_gpu = on_gpu
 
@@ -145,6 +161,8 @@ class WhisperStepRunner:
             return 16 if self._on_gpu else 1
         if isinstance(step, Align):
             return 16 if self._on_gpu else 8
+        if isinstance(step, Generate) and step.sampled:
+            return 1  # never waits for company it cannot have
         return 32 if self._on_gpu else 16
 
     def run(self, steps: Sequence[ModelStep]) -> list[Any]:
@@ -178,29 +196,39 @@ class WhisperStepRunner:
 
     def _generate(self, steps: list[Generate]) -> list[Hypotheses]:
         first = steps[0]
-        sampling: dict[str, Any] = (
-            {}
-            if first.temperature == 0
-            else {
-                "sampling_topk": 0,
-                "sampling_temperature": first.temperature,
-                "num_hypotheses": SAMPLING_BEST_OF,
-            }
-        )
         # One length limit per call: the largest any step allows. A step that needs less
         # checks its own limit on what comes back.
         max_length = len(first.prompt) + max(s.max_new_tokens for s in steps)
-        results = self._model.generate(
-            _stack(s.encoded for s in steps),
-            [s.prompt for s in steps],
-            beam_size=1,
-            max_length=min(max_length, MAX_DECODER_TOKENS),
-            return_scores=True,
-            return_no_speech_prob=True,
-            suppress_blank=True,
-            suppress_tokens=[-1],
-            **sampling,
-        )
+        options: dict[str, Any] = {
+            "length_penalty": first.decoding.length_penalty,
+            "max_length": min(max_length, MAX_DECODER_TOKENS),
+            "return_scores": True,
+            "return_no_speech_prob": True,
+            "suppress_blank": True,
+            "suppress_tokens": [-1],
+        }
+        features = _stack(s.encoded for s in steps)
+        prompts = [s.prompt for s in steps]
+        if first.sampled:
+            (step,) = steps  # a sampled decode is never batched
+            results = self._sampler.generate(
+                step.seed,
+                features,
+                prompts,
+                beam_size=1,
+                num_hypotheses=step.decoding.best_of,
+                sampling_topk=0,
+                sampling_temperature=step.temperature,
+                **options,
+            )
+        else:
+            results = self._model.generate(
+                features,
+                prompts,
+                beam_size=first.decoding.beam_size,
+                patience=first.decoding.patience,
+                **options,
+            )
         return [
             Hypotheses(
                 sequences=[list(seq) for seq in result.sequences_ids],

@@ -1,0 +1,41 @@
+"""Where a window under 30 s may be encoded with an input sized to it, instead of padded.
+
+Whisper was trained on 30 s inputs. A sized input is faster on short clips, but it may change
+what the decoder hears. The rule below was decided by measurement against faster-whisper on
+the same model and settings (``python -m benchmarks.accuracy_vs_faster_whisper``); a language
+or model not measured is padded.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class InputSizing(StrEnum):
+    BY_RULE = "by-rule"  # sized only where the measurements below allow it
+    ALWAYS = "always"  # every short window sized (for the benchmarks)
+    NEVER = "never"  # every window padded to 30 s, as Whisper was trained
+
+
+# Languages whose short windows may be sized, on a multilingual and an English-only model.
+# None, as measured (error rates; sized / padded / faster-whisper greedy, int8, 2 threads):
+# - whisper-base, real speech in es de fr it pt ja ko ru zh, language detected (issue 12):
+#   23.7 / 17.5 / 18.4 %; espeak-ng Spanish, 4 sentences: 23.3 / 18.6 / 14.0 %;
+# - whisper-base, English, 44 espeak-ng clips (benchmarks.workloads' 40 short clips and
+#   4 sentences, ``--languages en --english-clips 40 --modes given``): 8.9 / 8.5 / 7.2 %;
+# - whisper-tiny.en, the same 44 clips: 8.7 / 8.3 / 8.0 %.
+# Sized inputs make even English worse on both models (by two words of ~540), so every
+# window is padded; that gives up a 2.7x (tiny.en) and 3.2x (base) speed-up on short
+# clips (``python -m benchmarks.short_inputs --clips 40``). Measure again before adding one.
+SIZED_MULTILINGUAL: frozenset[str] = frozenset()
+SIZED_ENGLISH_ONLY: frozenset[str] = frozenset()
+
+
+def sized_input_allowed(sizing: InputSizing, multilingual: bool, language: str | None) -> bool:
+    """Whether a short window in ``language`` (None: not yet detected) may be sized."""
+    if sizing is not InputSizing.BY_RULE:
+        return sizing is InputSizing.ALWAYS
+    allowed = SIZED_MULTILINGUAL if multilingual else SIZED_ENGLISH_ONLY
+    # Detection runs on the first window's encoding, so before the language is known the
+    # window is padded unless every language may be sized.
+    return language in allowed
