@@ -14,7 +14,8 @@ recordings below), with the language given and with it detected, by:
   short windows encoded as its rule says (``engine``), always sized (``sized``) and always
   padded to 30 s (``padded``); see ``stenostack.models.whisper.input_sizing``;
 - ``faster_whisper.WhisperModel`` on the same CTranslate2 directory, int8, the same threads
-  and the VAD of ``benchmarks.baseline_server``, greedy (``fw greedy``) and beam 5 (``fw beam5``).
+  and the VAD of ``tests.faster_whisper_baseline``, greedy (``fw greedy``) and beam 5
+  (``fw beam5``).
 
 It prints the word error rate (character error rate for ja, zh and ko) of each, per language
 and in all, and the seconds each took.
@@ -35,16 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faster_whisper import WhisperModel
+from tests.faster_whisper_baseline import faster_whisper_text
 from tests.speech import compose, wav_bytes
 from tests.texts import SENTENCES, VOICES
 from tests.wer import BY_CHARACTERS, error_rate
 
-from benchmarks.baseline_server import VAD
 from benchmarks.workloads import short_clips
 from stenostack.audio.decode import decode_audio
 from stenostack.engine.pipeline import prepare_audio
 from stenostack.models.base import TranscriptionOptions
-from stenostack.models.languages import NO_SPACE_LANGUAGES
 from stenostack.models.sources import resolve_model_dir
 from stenostack.models.whisper.input_sizing import InputSizing
 from stenostack.models.whisper.model import WhisperCT2
@@ -134,17 +134,7 @@ def faster_whisper_transcriber(model: WhisperModel, beam_size: int) -> Transcrib
     """faster-whisper as ``benchmarks.baseline_server`` runs it, at this beam size."""
 
     def transcribe(wav: bytes, language: str | None) -> str:
-        segments, info = model.transcribe(
-            io.BytesIO(wav),
-            language=language,
-            beam_size=beam_size,
-            best_of=5,
-            condition_on_previous_text=True,
-            vad_filter=True,
-            vad_parameters=VAD,
-        )
-        separator = "" if info.language in NO_SPACE_LANGUAGES else " "
-        return separator.join(segment.text.strip() for segment in segments)
+        return faster_whisper_text(model, wav, language, beam_size=beam_size)
 
     return transcribe
 

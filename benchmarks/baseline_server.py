@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import multiprocessing
 import os
 import time
@@ -32,14 +31,13 @@ import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request
 from faster_whisper import WhisperModel
-from faster_whisper.vad import VadOptions
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from tests.faster_whisper_baseline import faster_whisper_text
 
-# The engine's defaults, so both sides do the same work: greedy decoding with Whisper's
-# temperature ladder, conditioning on previous text, and the same voice activity detection.
-VAD = VadOptions(threshold=0.5, min_silence_duration_ms=2000, speech_pad_ms=400)
-
+# Each request decodes with the engine's defaults (tests/faster_whisper_baseline.py), so both
+# sides do the same work: greedy with Whisper's temperature ladder, conditioning on previous
+# text, and the same voice activity detection.
 _model: WhisperModel | None = None  # this process's model
 
 
@@ -59,16 +57,7 @@ def load_model(model_dir: str, cpu_threads: int, num_workers: int) -> None:
 
 def transcribe(data: bytes, language: str | None) -> str:
     assert _model is not None, "load_model runs first"
-    segments, _info = _model.transcribe(
-        io.BytesIO(data),
-        language=language,
-        beam_size=1,
-        best_of=5,
-        condition_on_previous_text=True,
-        vad_filter=True,
-        vad_parameters=VAD,
-    )
-    return " ".join(segment.text.strip() for segment in segments)
+    return faster_whisper_text(_model, data, language)
 
 
 def _worker_pid() -> int:

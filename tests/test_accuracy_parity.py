@@ -2,22 +2,19 @@
 
 Short sentences (espeak-ng) in several languages go through the engine's HTTP API and
 through ``faster_whisper.WhisperModel`` (greedy, on the same CTranslate2 directory and the
-VAD of ``benchmarks.baseline_server``), with the language given and detected. Per language,
+VAD of ``tests.faster_whisper_baseline``), with the language given and detected. Per language,
 the engine's error rate over its sentences may exceed faster-whisper's by at most
 ``TOLERANCE`` (see ``benchmarks/accuracy_vs_faster_whisper.py`` for the full comparison).
 """
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from faster_whisper import WhisperModel
-from faster_whisper.vad import VadOptions
 from openai import OpenAI, omit
 
-from stenostack.audio.vad_settings import FILE_VAD
 from stenostack.models.sources import resolve_model_dir
+from tests.faster_whisper_baseline import faster_whisper_text
 from tests.speech import speech_file
 from tests.texts import SENTENCES, VOICES
 from tests.wer import error_rate
@@ -37,30 +34,12 @@ CASES = [
 # Sized encoder inputs, the regression this guards against, cost 3-7 words on en and es.
 TOLERANCE = 0.06
 # faster-whisper finds speech as the engine does for files.
-VAD = VadOptions(
-    threshold=FILE_VAD.threshold,
-    min_silence_duration_ms=FILE_VAD.silence_duration_ms,
-    speech_pad_ms=FILE_VAD.prefix_padding_ms,
-)
 
 
 @pytest.fixture(scope="module")
 def faster_whisper() -> dict[str, WhisperModel]:
     """faster-whisper on the engine's model directories, each loaded when first asked for."""
     return {}
-
-
-def baseline(model: WhisperModel, wav: bytes, language: str | None) -> str:
-    segments, _info = model.transcribe(
-        io.BytesIO(wav),
-        language=language,
-        beam_size=1,
-        best_of=5,
-        condition_on_previous_text=True,
-        vad_filter=True,
-        vad_parameters=VAD,
-    )
-    return " ".join(segment.text.strip() for segment in segments)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +65,7 @@ def test_no_worse_than_faster_whisper_greedy(
         client.audio.transcriptions.create(model=model, file=file, language=asked or omit).text
         for file in files
     ]
-    theirs = [baseline(faster_whisper[model], wav, asked) for _name, wav in files]
+    theirs = [faster_whisper_text(faster_whisper[model], wav, asked) for _name, wav in files]
     engine_rate = error_rate(language, sentences, engine)
     their_rate = error_rate(language, sentences, theirs)
     assert engine_rate <= their_rate + TOLERANCE, (engine, theirs)

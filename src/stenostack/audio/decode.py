@@ -124,15 +124,7 @@ def decode_audio(
         raise DecodeBudgetExceeded(f"decoded past the budget of {stop_at:.0f} s")
     samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
 
-    if decoded == 0:
-        raise InvalidAudio("The file contains no audio samples.", code="empty_audio")
-    least_expected = declared * TRUNCATION_TOLERANCE - TRUNCATION_SLACK_SECONDS if declared else 0
-    if not clean_end and decoded < least_expected:
-        raise InvalidAudio(
-            f"The file is corrupt or truncated: its header declares {declared:.1f} s of audio "
-            f"but decoding failed after {decoded:.1f} s.",
-            code="truncated_audio",
-        )
+    _check_complete(decoded, declared, clean_end)
     return DecodedAudio(samples, sample_rate)
 
 
@@ -151,18 +143,8 @@ def decode_pieces(
     clean_end = True
     with _open_audio(source) as (container, stream):
         declared = _declared_seconds(container, stream)
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
         try:
-            for frame in container.decode(stream):
-                frame.pts = None  # let the resampler count; broken timestamps must not matter
-                for out in resampler.resample(frame):
-                    piece = _samples(out)
-                    total += len(piece)
-                    if total > limit:
-                        _refuse(total / sample_rate, stop_at, max_seconds)
-                    yield piece
-            for out in resampler.resample(None):
-                piece = _samples(out)
+            for piece in _resampled(container, stream, sample_rate):
                 total += len(piece)
                 if total > limit:
                     _refuse(total / sample_rate, stop_at, max_seconds)
@@ -171,6 +153,25 @@ def decode_pieces(
             log.info("decoding stopped early: %s", exc)
             clean_end = False
     decoded = total / sample_rate
+    _check_complete(decoded, declared, clean_end)
+
+
+def _resampled(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, sample_rate: int
+) -> Iterator[Int16Audio]:
+    """The stream's audio as mono 16-bit pieces at ``sample_rate``, the resampler flushed."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+    for frame in container.decode(stream):
+        frame.pts = None  # let the resampler count; broken timestamps must not matter
+        for out in resampler.resample(frame):
+            yield _samples(out)
+    for out in resampler.resample(None):
+        yield _samples(out)
+
+
+def _check_complete(decoded: float, declared: float | None, clean_end: bool) -> None:
+    """Refuse a file that decoded to nothing, or that stopped well short of the length its
+    header declares (a truncated or corrupt file)."""
     if decoded == 0:
         raise InvalidAudio("The file contains no audio samples.", code="empty_audio")
     least_expected = declared * TRUNCATION_TOLERANCE - TRUNCATION_SLACK_SECONDS if declared else 0
