@@ -71,8 +71,9 @@ def test_bombs_do_not_delay_a_short_clip(tiny: RunningServer, clip: bytes) -> No
         word_error_rate("Please send the report to the office by Friday.", response.json()["text"])
         < 0.3
     )
-    # Before: a clip beside four bombs waited 172-195 s.
-    assert beside < alone + 2.5, f"clip took {beside:.2f} s beside bombs, {alone:.2f} s alone"
+    # Before: a clip beside four bombs waited 172-195 s. What is left is the bombs' decoding
+    # sharing 2 cores with the clip's 30 s padded window (0.3-2.7 s more).
+    assert beside < alone + 4, f"clip took {beside:.2f} s beside bombs, {alone:.2f} s alone"
     for bomb, (answer, _) in zip(bombs, answers, strict=True):
         assert answer.status_code == 400, answer.text
         assert error_of(answer)["code"] == "audio_too_long"

@@ -256,9 +256,10 @@ def test_invalid_utf8_fails_the_connection_with_1007(engine: RunningServer) -> N
     assert close.code == 1007
 
 
-# Live sessions streaming at once: as many as 2 cores serve with each turn's window encoded
-# padded to 30 s (models/whisper/input_sizing.py; 40 sessions left turns 25 s behind at p90).
-SESSIONS = 20
+# Live sessions streaming at once: what 2 cores serve with each turn's window encoded padded
+# to 30 s (models/whisper/input_sizing.py): at p90, 40 sessions left turns 25 s behind, and
+# 20 sessions 7.5-10.5 s.
+SESSIONS = 12
 CHUNK_S = 0.2
 
 
@@ -290,7 +291,7 @@ async def stream_session(url: str, pcm: bytes, turn_latencies: list[float]) -> N
 
 
 def test_many_live_sessions_beside_http(engine: RunningServer) -> None:
-    """20 sessions stream speech at real time while a long file and then a short clip are
+    """12 sessions stream speech at real time while a long file and then a short clip are
     transcribed and /health is probed: the probe stays fast, the clip is barely delayed,
     the long file does not hold the turns back (the scheduler takes turns between requests),
     and the turns come back. (The old code, at 100 sessions: a probe timed out at 60 s; 146
