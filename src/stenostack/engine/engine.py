@@ -269,15 +269,19 @@ class Engine:
 
     async def _decode_growing(self, growing: SpeechPreparation, expected: float) -> None:
         """Run ``growing`` on the decode lanes, as :meth:`_prepare` runs a whole decode."""
-        if expected > self.limits.long_decode_seconds:
-            budget = None
-        else:
-            budget = max(2 * expected, expected + self.limits.decode_budget_slack_seconds)
+        budget = self._decode_budget(expected)
         if not await self._lanes.run(expected, functools.partial(growing.run, budget)):
             log.info("a file expected to last %.0f s decodes to more; going on as long", expected)
             await self._lanes.run(
                 self.limits.max_audio_seconds, functools.partial(growing.run, None)
             )
+
+    def _decode_budget(self, expected: float) -> float | None:
+        """Seconds a file expected to last ``expected`` may decode to before it goes back in
+        line as a long one; None: it is long already, with no budget but the limit."""
+        if expected > self.limits.long_decode_seconds:
+            return None
+        return max(2 * expected, expected + self.limits.decode_budget_slack_seconds)
 
     async def _prepare(
         self,
@@ -290,10 +294,7 @@ class Engine:
         ``expected`` length; a file that outgrows its budget goes back as a long one."""
         if not isinstance(source, DecodedAudio):
             self.metrics.decodes.inc()  # once per file, even if it is decoded again as long
-        if expected > self.limits.long_decode_seconds:
-            budget = None
-        else:
-            budget = max(2 * expected, expected + self.limits.decode_budget_slack_seconds)
+        budget = self._decode_budget(expected)
         prepare = functools.partial(self._decode_and_find_speech, model, source, options)
         try:
             return await self._lanes.run(expected, functools.partial(prepare, budget))
