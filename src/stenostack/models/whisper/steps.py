@@ -67,7 +67,7 @@ def token_limit(content_frames: int, prompt_length: int) -> int:
 
 @dataclass(eq=False)
 class Encode(ModelStep):
-    """Log-mel features of ``samples``, padded with silence to ``input_frames``, encoded."""
+    """Log-mel features of ``samples``, padded with zeros to ``input_frames``, encoded."""
 
     samples: Int16Audio
     input_frames: int
@@ -179,13 +179,18 @@ class WhisperStepRunner:
 
     def _encode(self, steps: list[Encode]) -> list[Encoded]:
         frames = steps[0].input_frames
-        mels = []
-        for step in steps:
-            waveform = np.zeros(frames * HOP_LENGTH, dtype=np.float32)
-            waveform[: len(step.samples)] = to_float32(step.samples[: len(waveform)])
-            mels.append(self._features(waveform, padding=0)[:, :frames])
-        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(mels)))
-        encoded = np.asarray(self._model.encode(features, to_cpu=True))
+        # Features past the audio are zeros, as Whisper's and faster-whisper's transcribe
+        # pad a window: the features of silence instead cost words (7.8 against 8.5 % WER
+        # in English, 11.6 against 18.6 % in Spanish on whisper-base, see input_sizing.py).
+        # Only the audio itself goes through the STFT.
+        mels = np.zeros((len(steps), self._features.mel_filters.shape[0], frames), dtype=np.float32)
+        for i, step in enumerate(steps):
+            audio = to_float32(step.samples[: frames * HOP_LENGTH])
+            content = min(len(audio) // HOP_LENGTH, frames)
+            mels[i, :, :content] = self._features(audio, padding=HOP_LENGTH)[:, :content]
+        encoded = np.asarray(
+            self._model.encode(ctranslate2.StorageView.from_array(mels), to_cpu=True)
+        )
         return [encoded[i] for i in range(len(steps))]
 
     def _detect_language(self, steps: list[DetectLanguage]) -> list[list[tuple[str, float]]]:
