@@ -12,7 +12,9 @@ recordings below), with the language given and with it detected, by:
 
 - the engine's model code in process (decode, VAD and the job, as the engine runs them), with
   short windows encoded as its rule says (``engine``), always sized (``sized``) and always
-  padded to 30 s (``padded``); see ``stenostack.models.whisper.input_sizing``;
+  padded to 30 s (``padded``), see ``stenostack.models.whisper.input_sizing``, all with
+  segment timestamps (as for ``verbose_json``); and by its rule for text only (``text``: as
+  for ``json`` and ``text``, decoded without timestamp tokens);
 - ``faster_whisper.WhisperModel`` on the same CTranslate2 directory, int8, the same threads
   and the VAD of ``tests.faster_whisper_baseline``, greedy (``fw greedy``) and beam 5
   (``fw beam5``).
@@ -118,11 +120,12 @@ def real_clips(cache: Path) -> list[Clip]:
     return clips
 
 
-def engine_transcriber(model: WhisperCT2) -> Transcribe:
-    """The engine's path for one upload: decode, find speech, run the job alone."""
+def engine_transcriber(model: WhisperCT2, timestamps: bool = True) -> Transcribe:
+    """The engine's path for one upload: decode, find speech, run the job alone; with
+    segment timestamps (as for verbose_json, srt, vtt) or for text only (json, text)."""
 
     def transcribe(wav: bytes, language: str | None) -> str:
-        options = TranscriptionOptions(language=language)
+        options = TranscriptionOptions(language=language, segment_timestamps=timestamps)
         audio = decode_audio(io.BytesIO(wav), model.audio_config.sample_rate, MAX_AUDIO_SECONDS)
         prepared = prepare_audio(audio, options)
         return "" if prepared.is_silent else model.transcribe(prepared.speech, options).text
@@ -141,13 +144,14 @@ def faster_whisper_transcriber(model: WhisperModel, beam_size: int) -> Transcrib
 
 def contenders(name: str, threads: int) -> dict[str, Transcribe]:
     model_dir = resolve_model_dir(name)
+    engine = WhisperCT2(model_dir, cpu_threads=threads)
+    sized = WhisperCT2(model_dir, cpu_threads=threads, input_sizing=InputSizing.ALWAYS)
+    padded = WhisperCT2(model_dir, cpu_threads=threads, input_sizing=InputSizing.NEVER)
     engines = {
-        label: engine_transcriber(WhisperCT2(model_dir, cpu_threads=threads, input_sizing=sizing))
-        for label, sizing in (
-            ("engine", InputSizing.BY_RULE),
-            ("sized", InputSizing.ALWAYS),
-            ("padded", InputSizing.NEVER),
-        )
+        "engine": engine_transcriber(engine),
+        "text": engine_transcriber(engine, timestamps=False),
+        "sized": engine_transcriber(sized),
+        "padded": engine_transcriber(padded),
     }
     baseline = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
     return {

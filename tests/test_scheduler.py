@@ -7,6 +7,7 @@ window makes the decoder loop.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import wait
@@ -20,6 +21,8 @@ from stenostack.engine.scheduler import BatchScheduler
 from stenostack.metrics import EngineMetrics
 from stenostack.models.base import (
     ModelStep,
+    StepGroup,
+    TextDelta,
     Transcript,
     TranscriptionJob,
     TranscriptionOptions,
@@ -27,9 +30,11 @@ from stenostack.models.base import (
 from stenostack.models.sources import resolve_model_dir
 from stenostack.models.whisper.input_sizing import InputSizing
 from stenostack.models.whisper.model import WhisperCT2
+from stenostack.models.whisper.pieces import PiecePlan
 from stenostack.models.whisper.steps import Encode, Generate, Hypotheses
 from stenostack.models.whisper.units import WINDOW_FRAMES
-from tests.speech import compose
+from tests.speech import Recording, compose
+from tests.texts import STORY
 from tests.wer import word_error_rate
 
 GREEDY = TranscriptionOptions(language="en")
@@ -52,7 +57,8 @@ def tagged(job: TranscriptionJob, tag: str) -> TranscriptionJob:
     try:
         step = next(job)
         while True:
-            step.tag = tag  # type: ignore[attr-defined]
+            for each in step.steps if isinstance(step, StepGroup) else (step,):
+                each.tag = tag  # type: ignore[attr-defined]
             try:
                 step = job.send((yield step))
             except StopIteration as done:
@@ -153,7 +159,7 @@ def test_a_looping_short_window_is_encoded_again_with_full_padding() -> None:
     assert isinstance(step, Encode) and step.input_frames == WINDOW_FRAMES
     try:  # the rest runs on the real model
         while True:
-            step = job.send(model.run_batch([step])[0])
+            step = job.send(model.run_alone(step))
             if isinstance(step, Generate):
                 assert step.encoded.shape[0] == WINDOW_FRAMES // 2
     except StopIteration as done:
@@ -216,3 +222,61 @@ def test_cancelled_job_stops_and_frees_its_place(
     time.sleep(0.3)
     assert len(model.batches) == ran  # nothing more ran for it
     assert ran <= 2  # the call under way when it was cancelled, at most one more
+
+
+def long_speech(sentences: int) -> tuple[Recording, Speech]:
+    """Continuous read speech (pauses under a second), longer than several windows."""
+    parts: list[str | float] = [0.4]
+    for i in range(sentences):
+        parts += [STORY[i % len(STORY)], (0.4, 0.7, 1.0)[i % 3]]
+    recording = compose(parts, noise_level=0.002)
+    return recording, Speech((np.clip(recording.samples, -1, 1) * 32767).astype(np.int16))
+
+
+def test_a_long_file_is_cut_at_pauses_into_pieces_of_at_most_a_window() -> None:
+    _recording, speech = long_speech(24)
+    plan = PiecePlan(lambda _end: speech, lambda _end: True)
+    pieces = []
+    while (piece := plan.next(wait=False)) is not None:
+        pieces.append(piece)
+    assert len(pieces) >= 4
+    assert pieces[0].start == 0 and pieces[-1].end == len(speech.samples) // 160
+    for before, after in itertools.pairwise(pieces):
+        assert before.end == after.start
+    for piece in pieces:
+        assert 0 < piece.end - piece.start <= WINDOW_FRAMES
+    # Every cut is in a pause: as quiet as the noise between sentences, never in a word.
+    samples = speech.samples.astype(np.float64)
+    loudness = np.sqrt(np.mean(samples**2))
+    for piece in pieces[:-1]:
+        around_cut = samples[piece.end * 160 - 1280 : piece.end * 160 + 1280]
+        assert np.sqrt(np.mean(around_cut**2)) < 0.05 * loudness, piece.end / 100
+
+
+def test_the_pieces_of_one_long_file_share_decoding_calls_and_stream_in_order(
+    model: RecordingModel, scheduler: BatchScheduler
+) -> None:
+    recording, speech = long_speech(24)
+    alone = model.transcribe(speech, GREEDY)
+    model.batches.clear()
+    deltas: list[TextDelta] = []
+    job = model.start_transcription(speech, GREEDY, deltas.append)
+    transcript = scheduler.submit(tagged(job, "long")).future.result(timeout=300)
+
+    # Its windows were decoded side by side: several in one call.
+    decode_batches = [tags for step, tags in model.batches if isinstance(step, Generate)]
+    assert max(len(tags) for tags in decode_batches) >= 4, decode_batches
+    assert transcript.text == alone.text
+    assert "".join(delta.text for delta in deltas) == transcript.text
+    assert word_error_rate(recording.text, transcript.text) <= 0.2, transcript.text
+    # Segments are numbered and timed in order, each within the speech.
+    assert [segment.id for segment in transcript.segments] == list(range(len(transcript.segments)))
+    duration = len(speech.samples) / 16_000
+    for before, after in itertools.pairwise(transcript.segments):
+        assert before.start <= before.end <= after.start + 0.02, (before, after)
+    assert transcript.segments[-1].end <= duration + 0.02
+    # Each sentence's first word is heard near where it was spoken.
+    for utterance in recording.utterances[:6]:
+        first_word = utterance.text.split()[0].strip(",.").lower()
+        near = [s for s in transcript.segments if abs(s.start - utterance.start) < 1.5]
+        assert any(first_word in s.text.lower() for s in near), (utterance, near)

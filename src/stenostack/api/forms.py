@@ -22,6 +22,8 @@ from stenostack.models.base import Task, TranscriptionOptions
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
+# The formats that show when each segment was said.
+TIMED_FORMATS = ("srt", "verbose_json", "vtt")
 GRANULARITIES = ("segment", "word")
 INCLUDES = ("logprobs",)
 # Bounds on the form itself: one file, a few short fields.
@@ -112,6 +114,7 @@ def parse_audio_form(form: FormData, task: Task) -> AudioRequest:
         prompt=_text(form, "prompt") or None,
         temperature=_temperature(form),
         word_timestamps="word" in granularities,
+        segment_timestamps=response_format in TIMED_FORMATS,
         logprobs="logprobs" in includes,
         vad=_chunking_strategy(form),
     )

@@ -1,12 +1,14 @@
 """One model's scheduler: it runs the steps of every in-flight request in shared batches.
 
-Each request is a job (see :mod:`stenostack.models.base`) with at most one step pending.
-The scheduler's thread repeatedly takes a step to lead the next batch, batches it with
-every other pending step of the same shape (up to the model's cap), runs that one model
-call and hands each job its result. Within a class of work (uploaded files, live turns) the
-leader is the step that has waited longest: a long file gets one window per batch and then
-goes to the back, so short requests that arrive behind it are not starved, and a request
-that conditions on its own previous text still runs its windows in order. Across classes,
+Each request is a job (see :mod:`stenostack.models.base`) with one step pending, or a group
+of independent ones (a long file's windows side by side). The scheduler's thread
+repeatedly takes a step to lead the next batch, batches it with every other pending step of
+the same shape (up to the model's cap), its own job's included, runs that one model call
+and hands each job its result once its whole group has run. Within a class of work
+(uploaded files, live turns) the leader is the step of the job that has waited longest,
+and a job that led a batch goes to the back with whatever it still has pending: a long
+file gets one batch and then waits its turn, so short requests that arrive behind it are
+not starved. Across classes,
 the one that has had least model time leads (:mod:`stenostack.engine.fair_share`), so 64
 flooding live sessions delay a file by about one batch per step, not 64; the batch it leads
 still takes every compatible step of either class.
@@ -28,7 +30,14 @@ from typing import Any, Literal, get_args
 
 from stenostack.engine.fair_share import FairShare
 from stenostack.metrics import EngineMetrics
-from stenostack.models.base import ModelStep, SpeechToTextModel, Transcript, TranscriptionJob
+from stenostack.models.base import (
+    ModelStep,
+    SpeechToTextModel,
+    StepGroup,
+    StepRequest,
+    Transcript,
+    TranscriptionJob,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +51,37 @@ class _Entry:
     future: Future[Transcript]
     submitted_at: float
     work_class: WorkClass
-    step: ModelStep | None = None  # None until the job has been run up to its first step
+    request: StepRequest | None = None  # None until the job has been run up to its first step
+    # The request's steps, their results so far, and the steps not yet taken into a batch.
+    steps: tuple[ModelStep, ...] = ()
+    results: list[Any] = field(default_factory=list)
+    waiting: list[int] = field(default_factory=list)
     ready_since: float = 0.0
     started: bool = False
     cancelled: bool = False
+
+    def ask(self, request: StepRequest) -> None:
+        self.request = request
+        self.steps = request.steps if isinstance(request, StepGroup) else (request,)
+        self.results = [None] * len(self.steps)
+        self.waiting = list(range(len(self.steps)))
+        self.ready_since = time.perf_counter()
+
+    def answer(self) -> Any:
+        """The request's result, once every step has run: a list for a group."""
+        return self.results if isinstance(self.request, StepGroup) else self.results[0]
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One step of a job's request, taken into a batch."""
+
+    entry: _Entry
+    index: int
+
+    @property
+    def step(self) -> ModelStep:
+        return self.entry.steps[self.index]
 
 
 @dataclass(eq=False)
@@ -123,7 +159,7 @@ class BatchScheduler:
             batch = self._next_batch()
             if batch is None:
                 return
-            steps = [entry.step for entry in batch if entry.step is not None]
+            steps = [part.step for part in batch]
             kind = type(steps[0]).__name__
             self._metrics.batch_size.labels(self.model_name, kind).observe(len(steps))
             started = time.perf_counter()
@@ -131,17 +167,23 @@ class BatchScheduler:
                 results = self.model.run_batch(steps)
             except Exception as exc:  # a model failure fails this batch, not the scheduler
                 log.exception("%s: a %s batch of %d failed", self.model_name, kind, len(steps))
-                for entry in batch:
+                for entry in _entries_of(batch):
                     self._finish(entry, error=exc)
                 continue
             finally:
                 elapsed = time.perf_counter() - started
                 self._busy_seconds += elapsed
-                self._share.charge(elapsed, (entry.work_class for entry in batch))
-            for entry, result in zip(batch, results, strict=True):
-                self._advance(entry, result)
+                self._share.charge(elapsed, (part.entry.work_class for part in batch))
+            for part, result in zip(batch, results, strict=True):
+                part.entry.results[part.index] = result
+            now = time.perf_counter()
+            for entry in _entries_of(batch):
+                if entry.waiting:
+                    entry.ready_since = now  # the rest of its group waits its turn
+                else:
+                    self._advance(entry, entry.answer())
 
-    def _next_batch(self) -> list[_Entry] | None:
+    def _next_batch(self) -> list[_Part] | None:
         """Wait for pending steps; return the batch to run next (None once closed)."""
         gathered = False
         while True:
@@ -151,14 +193,14 @@ class BatchScheduler:
                 if self._closed:
                     return None
                 self._drop_cancelled()
-                fresh = [entry for entry in self._entries if entry.step is None]
+                fresh = [entry for entry in self._entries if entry.request is None]
             for entry in fresh:  # run each new job up to its first step
                 self._advance(entry, None)
             with self._cond:
                 self._drop_cancelled()
                 batch = self._pick()
                 if not batch:
-                    if all(entry.step is not None for entry in self._entries):
+                    if all(entry.request is not None for entry in self._entries):
                         self._cond.wait(self.gather_window_s)
                     continue
                 if not gathered and self._worth_gathering(batch):
@@ -167,13 +209,15 @@ class BatchScheduler:
                     deadline = time.perf_counter() + self.gather_window_s
                     while self._preparing and (remaining := deadline - time.perf_counter()) > 0:
                         self._cond.wait(remaining)
-                        if any(entry.step is None for entry in self._entries):
+                        if any(entry.request is None for entry in self._entries):
                             break
                     else:  # nobody came: do not wait for these again
                         self._gave_up_on = self._prepare_count
                     continue
                 now = time.perf_counter()
-                for entry in batch:
+                for part in batch:
+                    part.entry.waiting.remove(part.index)
+                for entry in _entries_of(batch):
                     if not entry.started:
                         entry.started = True
                         self._metrics.waiting.labels(self.model_name).dec()
@@ -183,8 +227,8 @@ class BatchScheduler:
                         )
                 return batch
 
-    def _pick(self) -> list[_Entry]:
-        ready = [e for e in self._entries if e.step is not None and not e.cancelled]
+    def _pick(self) -> list[_Part]:
+        ready = [e for e in self._entries if e.waiting and not e.cancelled]
         if not ready:
             return []
         ready.sort(key=lambda entry: entry.ready_since)
@@ -192,21 +236,24 @@ class BatchScheduler:
         for entry in ready:
             oldest.setdefault(entry.work_class, entry)
         leading = self._share.leader(list(oldest))
-        first = oldest[leading]
-        assert first.step is not None
-        key = first.step.batch_key
-        same = [e for e in ready if e.step is not None and e.step.batch_key == key]
-        same.sort(key=lambda entry: entry.work_class != leading)  # stable: each by age
-        return same[: self.model.max_batch_size(first.step)]
+        ready.sort(key=lambda entry: entry.work_class != leading)  # stable: each by age
+        lead = _Part(oldest[leading], oldest[leading].waiting[0])
+        key = lead.step.batch_key
+        same = [
+            _Part(entry, index)
+            for entry in ready
+            for index in entry.waiting
+            if entry.steps[index].batch_key == key
+        ]
+        return same[: self.model.max_batch_size(lead.step)]
 
-    def _worth_gathering(self, batch: list[_Entry]) -> bool:
+    def _worth_gathering(self, batch: list[_Part]) -> bool:
         """Whether requests on their way could still fill this batch.
 
         Each request being decoded is waited for once at most: a slow decode (a long
         file) must not tax every batch it overlaps with.
         """
-        step = batch[0].step
-        if step is None or len(batch) >= self.model.max_batch_size(step):
+        if len(batch) >= self.model.max_batch_size(batch[0].step):
             return False
         return self._preparing > 0 and self._prepare_count != self._gave_up_on
 
@@ -216,8 +263,7 @@ class BatchScheduler:
             self._finish(entry)
             return
         try:
-            entry.step = entry.job.send(result)
-            entry.ready_since = time.perf_counter()
+            entry.ask(entry.job.send(result))
         except StopIteration as done:
             self._finish(entry, transcript=done.value)
         except Exception as exc:
@@ -237,7 +283,7 @@ class BatchScheduler:
             self._entries.remove(entry)
             gauge = self._metrics.running if entry.started else self._metrics.waiting
             gauge.labels(self.model_name).dec()
-        entry.step = None
+        entry.request, entry.waiting = None, []
         if entry.future.cancelled():
             # The caller gave up (its awaiting task was cancelled) while the job still ran a
             # step, which may since have finished it or failed: nobody wants the outcome.
@@ -273,6 +319,11 @@ class _Preparing:
         with self._scheduler._cond:
             self._scheduler._preparing -= 1
             self._scheduler._cond.notify_all()
+
+
+def _entries_of(batch: list[_Part]) -> list[_Entry]:
+    """The jobs with steps in ``batch``, each once, in order."""
+    return list({id(part.entry): part.entry for part in batch}.values())
 
 
 def _cancel_future(future: Future[Transcript]) -> None:

@@ -7,10 +7,11 @@ config, validates what a request asks of it and reports usage. Each family has a
 (:class:`ModelFactory`) that builds a model from its files.
 
 A transcription is a :data:`TranscriptionJob`: a generator that yields one
-:class:`ModelStep` at a time (encode this window, decode that one) and receives its
-result. The engine's scheduler runs the pending steps of many jobs together, one batched
-model call per group of steps with the same ``batch_key``; run alone, a job is an ordinary
-sequential transcription. Either way the job's own logic, and so its output, is the same.
+:class:`ModelStep` at a time (encode this window, decode that one), or a :class:`StepGroup`
+of independent ones (windows decoded side by side), and receives the result. The
+engine's scheduler runs the pending steps of many jobs together, one batched model call per
+group of steps with the same ``batch_key``; run alone, a job is an ordinary transcription.
+Either way the job's own logic, and so its output, is the same.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class TranscriptionOptions:
     prompt: str | None = None
     temperature: float = 0.0  # 0: greedy with the fallback ladder
     word_timestamps: bool = False
+    # False when the caller wants text only (json, text, live turns): Whisper then decodes
+    # without timestamp tokens, as batched pipelines do, and may cut at long pauses freely.
+    segment_timestamps: bool = True
     logprobs: bool = False
     vad: VadSettings = FILE_VAD  # OpenAI's ``chunking_strategy``
 
@@ -157,8 +161,20 @@ class ModelStep(ABC):
         """Steps with the same key can share one batched call (same kind, shapes, options)."""
 
 
-#: Yields steps, is sent each step's result, returns the transcript.
-TranscriptionJob = Generator[ModelStep, Any, Transcript]
+@dataclass(frozen=True)
+class StepGroup:
+    """Independent steps of one job, pending at once (windows of one file decoded side by
+    side): they share calls with each other as with other jobs' steps. The job is sent
+    their results as a list, in the same order."""
+
+    steps: tuple[ModelStep, ...]
+
+
+#: What a job asks for next: one step, or a group of independent ones.
+StepRequest = ModelStep | StepGroup
+
+#: Yields steps (or groups), is sent each one's result, returns the transcript.
+TranscriptionJob = Generator[StepRequest, Any, Transcript]
 
 
 class SpeechToTextModel(ABC):
@@ -259,12 +275,31 @@ class SpeechToTextModel(ABC):
         """Run one job alone, step by step (blocking)."""
         job = self.start_transcription(speech, options)
         try:
-            step = next(job)
+            request = next(job)
             while True:
-                step = job.send(self.run_batch([step])[0])
+                request = job.send(self.run_alone(request))
         except StopIteration as done:
             transcript: Transcript = done.value
             return transcript
+
+    def run_alone(self, request: StepRequest) -> Any:
+        """The result of one job's request, with no other job's steps to share calls with: a
+        group's steps of one shape still share them."""
+        if isinstance(request, ModelStep):
+            return self.run_batch([request])[0]
+        results: list[Any] = [None] * len(request.steps)
+        by_key: dict[Hashable, list[int]] = {}
+        for index, step in enumerate(request.steps):
+            by_key.setdefault(step.batch_key, []).append(index)
+        for indices in by_key.values():
+            cap = self.max_batch_size(request.steps[indices[0]])
+            for first in range(0, len(indices), cap):
+                batch = indices[first : first + cap]
+                for index, result in zip(
+                    batch, self.run_batch([request.steps[i] for i in batch]), strict=True
+                ):
+                    results[index] = result
+        return results
 
     def describe(self) -> dict[str, Any]:
         """Capabilities as listed by ``GET /v1/models``."""

@@ -434,7 +434,10 @@ class RealtimeSession:
         settings: TranscriptionSettings,
     ) -> None:
         options = TranscriptionOptions(
-            language=settings.language, prompt=settings.prompt, logprobs=self.config.logprobs
+            language=settings.language,
+            prompt=settings.prompt,
+            segment_timestamps=False,  # a turn's events carry its text only
+            logprobs=self.config.logprobs,
         )
         record = RequestRecord(self.metrics, "realtime")
         record.model = self.engine.registry.root_name(settings.model)

@@ -1,12 +1,15 @@
 """Whisper on CTranslate2: the first implementation of :class:`SpeechToTextModel`.
 
-A transcription walks the audio in windows of up to 30 s. Each window is encoded once,
-decoded with Whisper's temperature fallback, cut into segments at timestamp tokens, and
-(when asked) aligned word by word. The next window starts where the last finished segment
-ended, and its prompt carries the text decoded so far, as in Whisper's own ``transcribe``.
+The speech is cut at pauses into pieces of at most 30 s (:mod:`.pieces`), decoded side by
+side without each other's text (:mod:`stenostack.models.side_by_side`), their text handed
+on in order (:mod:`.assembly`). A piece is walked in windows as Whisper's own ``transcribe``
+walks a file: each window is encoded once, decoded with Whisper's temperature fallback, cut
+into segments at timestamp tokens (unless the caller wants text only, see
+:func:`.pieces.decodes_timestamps`), and (when asked) aligned word by word; the next window
+starts where the last finished segment ended, its prompt carrying the piece's text so far.
 
-The loop is written as a job (see :mod:`stenostack.models.base`): every model call is a
-step the engine may batch with other requests' steps. A window shorter than 30 s is encoded
+The work is written as a job (see :mod:`stenostack.models.base`): every model call is a
+step the engine may batch with other requests' steps and with the file's other pieces. A window shorter than 30 s is encoded
 with an input sized to it where :mod:`.input_sizing` allows (else padded to 30 s); if that
 makes the decoder loop, the window is encoded again with full padding and decoded afresh.
 """
@@ -14,8 +17,8 @@ makes the decoder loop, the window is encoded again with full padding and decode
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-import math
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
@@ -38,15 +41,14 @@ from stenostack.models.base import (
     Segment,
     SpeechToTextModel,
     Task,
-    TextDelta,
     TokenLogprob,
-    TokenUsage,
-    Transcript,
     TranscriptionJob,
     TranscriptionOptions,
     Word,
 )
-from stenostack.models.languages import NO_SPACE_LANGUAGES, WHISPER_LANGUAGES
+from stenostack.models.languages import WHISPER_LANGUAGES
+from stenostack.models.side_by_side import PieceJob, side_by_side
+from stenostack.models.whisper.assembly import TranscriptAssembly, WindowResult
 from stenostack.models.whisper.decoding import (
     COMPRESSION_RATIO_THRESHOLD,
     PROMPT_RESET_TEMPERATURE,
@@ -60,6 +62,7 @@ from stenostack.models.whisper.decoding import (
     temperature_ladder,
 )
 from stenostack.models.whisper.input_sizing import InputSizing, sized_input_allowed
+from stenostack.models.whisper.pieces import Piece, PiecePlan, decodes_timestamps
 from stenostack.models.whisper.seeded_sampling import SeededSampler, derive_seed
 from stenostack.models.whisper.steps import (
     MAX_DECODER_TOKENS,
@@ -76,7 +79,6 @@ from stenostack.models.whisper.steps import (
 from stenostack.models.whisper.units import (
     FRAMES_PER_SECOND,
     HOP_LENGTH,
-    POSITIONS_PER_SECOND,
     SAMPLE_RATE,
     WINDOW_FRAMES,
     WINDOW_SECONDS,
@@ -91,6 +93,9 @@ MAX_PROMPT_TOKENS = MAX_DECODER_TOKENS // 2 - 1
 PROMPT_LENGTH_BUCKETS = (0, 8, 16, 32, 64, 128, MAX_PROMPT_TOKENS)
 # A tail shorter than this after the last window holds no word worth an encoder pass.
 MIN_TAIL_FRAMES = 10
+
+# The most pieces of one file decoded side by side: their decode steps share one call.
+PIECES_SIDE_BY_SIDE = 16
 
 # What a model built directly (not by the registry, which applies --beam-size) decodes with.
 GREEDY = DecodingSettings(beam_size=1)
@@ -187,7 +192,7 @@ class WhisperCT2(SpeechToTextModel):
     def start_transcription(
         self, speech: Speech, options: TranscriptionOptions, on_delta: DeltaSink | None = None
     ) -> TranscriptionJob:
-        return self._transcription(lambda _end: speech, options, on_delta)
+        return self._transcription(lambda _end: speech, lambda _end: True, options, on_delta)
 
     def start_growing_transcription(
         self,
@@ -195,47 +200,86 @@ class WhisperCT2(SpeechToTextModel):
         options: TranscriptionOptions,
         on_delta: DeltaSink | None = None,
     ) -> TranscriptionJob:
-        return self._transcription(speech.ready, options, on_delta)
+        return self._transcription(speech.ready, speech.is_ready, options, on_delta)
 
     def _transcription(
         self,
         speech_until: Callable[[int], Speech],
+        is_final: Callable[[int], bool],
         options: TranscriptionOptions,
         on_delta: DeltaSink | None,
     ) -> TranscriptionJob:
         """The job; ``speech_until(end)`` is the speech with at least its first ``end``
-        samples final (all of it, once it is complete)."""
+        samples final (all of it, once it is complete), ``is_final(end)`` whether it would
+        return at once. The speech is cut into pieces (:mod:`.pieces`) decoded side by side."""
         language = options.language if self.multilingual else "en"
         user_prompt = self._prompt_tokens(options.prompt)
+        head = speech_until((WINDOW_FRAMES + 1) * HOP_LENGTH)
+        timestamps = decodes_timestamps(options, len(head.samples) // HOP_LENGTH)
+        plan = PiecePlan(speech_until, is_final, keep_breaks=timestamps)
+        first = plan.next(wait=True)
+        first_encoded: tuple[Encoded, int] | None = None
+        if first is not None and language is None:
+            # The language is detected once, on the first window, before pieces fan out.
+            frames = min(WINDOW_FRAMES, first.end - first.start)
+            window = first.speech.samples[first.start * HOP_LENGTH : first.end * HOP_LENGTH]
+            input_frames = self._input_frames(frames, language)
+            encoded: Encoded = yield Encode(window, input_frames)
+            first_encoded = (encoded, input_frames)
+            language = self._pick_language((yield DetectLanguage(encoded)))
+        assert language is not None
+        transcript = TranscriptAssembly(language, options, on_delta)
+
+        started = 0
+
+        def next_piece(wait: bool) -> PieceJob[None] | None:
+            nonlocal first, first_encoded, started
+            piece, first = (first, None) if first is not None else (plan.next(wait), None)
+            if piece is None:
+                return None
+            reused, first_encoded = first_encoded, None
+            emit = functools.partial(transcript.add_window, started)
+            started += 1
+            return self._piece(piece, language, user_prompt, options, timestamps, emit, reused)
+
+        def finished(index: int, _result: None) -> None:
+            transcript.finish(index)
+
+        yield from side_by_side(next_piece, finished, PIECES_SIDE_BY_SIDE)
+        duration = len(speech_until(np.iinfo(np.int64).max).samples) / SAMPLE_RATE
+        return transcript.result(duration, len(user_prompt))
+
+    def _piece(
+        self,
+        piece: Piece,
+        language: str,
+        user_prompt: list[int],
+        options: TranscriptionOptions,
+        timestamps: bool,
+        emit: Callable[[WindowResult], None],
+        first_encoded: tuple[Encoded, int] | None,
+    ) -> PieceJob[None]:
+        """One piece, window by window, as Whisper's ``transcribe`` walks a file: each
+        window starts where the last finished segment ended, its prompt carrying the piece's
+        text so far. Each window's result goes to ``emit`` as soon as it is decoded."""
+        audio = piece.speech.samples
+        tokenizer = self._tokenizer(options.task, language)
         history = list(user_prompt)
-        segments: list[Segment] = []
-        logprobs: list[TokenLogprob] = []
-        text = ""
-        seek = 0
-        while True:
-            # Whatever this window could reach is final: one frame past a whole window.
-            speech = speech_until((seek + WINDOW_FRAMES + 1) * HOP_LENGTH)
-            audio = speech.samples
-            total_frames = math.ceil(len(audio) / HOP_LENGTH)
-            if seek >= total_frames:
-                break
-            break_frames = sorted(sample // HOP_LENGTH for sample in speech.breaks)
-            next_break = next((b for b in break_frames if b > seek), total_frames)
-            window_frames = min(WINDOW_FRAMES, next_break - seek)
+        seek = piece.start
+        while seek < piece.end:
+            window_frames = min(WINDOW_FRAMES, piece.end - seek)
             if window_frames < MIN_TAIL_FRAMES:
-                seek += window_frames
-                continue
+                break
             start = seek * HOP_LENGTH
             window = audio[start : start + window_frames * HOP_LENGTH]
-            sized = sized_input_allowed(self.input_sizing, self.multilingual, language)
-            input_frames = encoder_input_frames(window_frames) if sized else WINDOW_FRAMES
-            encoded: Encoded = yield Encode(window, input_frames)
-            if language is None:
-                language = self._pick_language((yield DetectLanguage(encoded)))
-            tokenizer = self._tokenizer(options.task, language)
+            if first_encoded is not None:
+                (encoded, input_frames), first_encoded = first_encoded, None
+            else:
+                input_frames = self._input_frames(window_frames, language)
+                encoded = yield Encode(window, input_frames)
             # The user's prompt is kept whole; decoded text is trimmed to a shared length.
             context = history if history == user_prompt else trim_to_bucket(history)
-            prompt = self._build_prompt(tokenizer, context)
+            prompt = self._build_prompt(tokenizer, context, timestamps)
             budget = TokenBudget.for_window(token_limit(window_frames, len(prompt)))
             # What a sampled decode of this window draws from: the same for the same request.
             window_id = derive_seed(window.tobytes(), seek.to_bytes(8, "little"))
@@ -269,7 +313,7 @@ class WhisperCT2(SpeechToTextModel):
                 continue
             split = split_by_timestamps(attempt.tokens, tokenizer.timestamp_begin, window_frames)
             window_segments = [
-                self._segment(len(segments) + i, seek, raw, attempt, tokenizer)
+                self._segment(i, seek, raw, attempt, tokenizer)
                 for i, raw in enumerate(split.segments)
             ]
             window_logprobs: list[TokenLogprob] = []
@@ -281,31 +325,17 @@ class WhisperCT2(SpeechToTextModel):
                 window_logprobs = self._attach_words(
                     alignment, tokenizer, split.segments, window_segments, seek
                 )
-            for delta in self._deltas(window_segments, window_logprobs, language, first=not text):
-                text += delta.text
-                if on_delta is not None:
-                    on_delta(delta if options.logprobs else TextDelta(delta.text))
-            segments += window_segments
-            logprobs += window_logprobs
+            emit(WindowResult(window_segments, window_logprobs))
             history += [token for raw in split.segments for token in raw.tokens]
             if attempt.temperature > PROMPT_RESET_TEMPERATURE:
                 history = []
             seek += split.advance_frames
 
-        duration = len(audio) / SAMPLE_RATE
-        return Transcript(
-            text=text,
-            language=language or "en",
-            duration=duration,
-            segments=segments,
-            logprobs=logprobs if options.logprobs else None,
-            tokens=TokenUsage(
-                # One audio token per encoder position, as OpenAI counts Whisper's input.
-                audio_tokens=math.ceil(duration * POSITIONS_PER_SECOND),
-                text_tokens=len(user_prompt),
-                output_tokens=sum(len(segment.tokens) for segment in segments),
-            ),
-        )
+    def _input_frames(self, window_frames: int, language: str | None) -> int:
+        """The encoder input for a window: sized to it where the rule allows, else 30 s."""
+        if sized_input_allowed(self.input_sizing, self.multilingual, language):
+            return encoder_input_frames(window_frames)
+        return WINDOW_FRAMES
 
     def run_batch(self, steps: Sequence[ModelStep]) -> list[Any]:
         return self._runner.run(steps)
@@ -314,24 +344,6 @@ class WhisperCT2(SpeechToTextModel):
         return self._runner.max_batch_size(step)
 
     # -- steps of one window -------------------------------------------------------------
-
-    @staticmethod
-    def _deltas(
-        segments: list[Segment], logprobs: list[TokenLogprob], language: str | None, first: bool
-    ) -> list[TextDelta]:
-        """One delta per segment with text; joined, they are the transcript's text."""
-        separator = "" if language in NO_SPACE_LANGUAGES else " "
-        deltas = []
-        position = 0
-        for segment in segments:
-            segment_logprobs = logprobs[position : position + len(segment.tokens)]
-            position += len(segment.tokens)
-            piece = segment.text.strip()
-            if not piece:
-                continue
-            deltas.append(TextDelta(("" if first else separator) + piece, segment_logprobs))
-            first = False
-        return deltas
 
     def _pick_language(self, ranked: list[tuple[str, float]]) -> str:
         for token, _probability in ranked:
@@ -478,12 +490,19 @@ class WhisperCT2(SpeechToTextModel):
         return self._tokenizers[key]
 
     @staticmethod
-    def _build_prompt(tokenizer: Tokenizer, previous_tokens: Sequence[int]) -> list[int]:
-        """The decoder prompt for one window: earlier text, then the start sequence."""
+    def _build_prompt(
+        tokenizer: Tokenizer, previous_tokens: Sequence[int], timestamps: bool
+    ) -> list[int]:
+        """The decoder prompt for one window: earlier text, then the start sequence (and
+        ``<|notimestamps|>`` for text only)."""
         prompt: list[int] = []
         if previous_tokens:
             prompt = [tokenizer.sot_prev, *previous_tokens[-MAX_PROMPT_TOKENS:]]
-        return prompt + list(tokenizer.sot_sequence)
+        return (
+            prompt
+            + list(tokenizer.sot_sequence)
+            + ([] if timestamps else [tokenizer.no_timestamps])
+        )
 
     def _prompt_tokens(self, prompt: str | None) -> list[int]:
         if not prompt or not prompt.strip():

@@ -1,0 +1,92 @@
+"""A transcript put together from pieces that finish in any order, streamed in order."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from stenostack.models.base import (
+    DeltaSink,
+    Segment,
+    TextDelta,
+    TokenLogprob,
+    TokenUsage,
+    Transcript,
+    TranscriptionOptions,
+)
+from stenostack.models.languages import NO_SPACE_LANGUAGES
+from stenostack.models.whisper.units import POSITIONS_PER_SECOND
+
+
+@dataclass
+class WindowResult:
+    """What one decoded window adds: its segments (numbered from 0) and, when asked for,
+    the log probabilities of their tokens."""
+
+    segments: list[Segment]
+    logprobs: list[TokenLogprob]
+
+
+class TranscriptAssembly:
+    """Takes each piece's windows as they are decoded, pieces finishing in any order, and
+    hands their text on as deltas as soon as every piece before theirs has finished, so
+    that deltas arrive in the transcript's order."""
+
+    def __init__(
+        self, language: str, options: TranscriptionOptions, on_delta: DeltaSink | None
+    ) -> None:
+        self._language = language
+        self._options = options
+        self._on_delta = on_delta
+        self._separator = "" if language in NO_SPACE_LANGUAGES else " "
+        self._waiting: dict[int, list[WindowResult]] = {}  # windows of later pieces
+        self._finished: set[int] = set()
+        self._current = 0  # the piece whose windows are handed on as they come
+        self.text = ""
+        self.segments: list[Segment] = []
+        self.logprobs: list[TokenLogprob] = []
+
+    def add_window(self, piece: int, window: WindowResult) -> None:
+        if piece == self._current:
+            self._take(window)
+        else:
+            self._waiting.setdefault(piece, []).append(window)
+
+    def finish(self, piece: int) -> None:
+        self._finished.add(piece)
+        while self._current in self._finished:
+            self._current += 1
+            for window in self._waiting.pop(self._current, []):
+                self._take(window)
+
+    def _take(self, window: WindowResult) -> None:
+        position = 0
+        for segment in window.segments:
+            segment.id = len(self.segments)
+            self.segments.append(segment)
+            segment_logprobs = window.logprobs[position : position + len(segment.tokens)]
+            position += len(segment.tokens)
+            piece = segment.text.strip()
+            if not piece:
+                continue
+            delta = TextDelta((self._separator if self.text else "") + piece, segment_logprobs)
+            self.text += delta.text
+            if self._on_delta is not None:
+                self._on_delta(delta if self._options.logprobs else TextDelta(delta.text))
+        self.logprobs += window.logprobs
+
+    def result(self, duration: float, prompt_tokens: int) -> Transcript:
+        assert not self._waiting, "a piece's windows were never handed on"
+        return Transcript(
+            text=self.text,
+            language=self._language,
+            duration=duration,
+            segments=self.segments,
+            logprobs=self.logprobs if self._options.logprobs else None,
+            tokens=TokenUsage(
+                # One audio token per encoder position, as OpenAI counts Whisper's input.
+                audio_tokens=math.ceil(duration * POSITIONS_PER_SECOND),
+                text_tokens=prompt_tokens,
+                output_tokens=sum(len(segment.tokens) for segment in self.segments),
+            ),
+        )
