@@ -175,7 +175,8 @@ def test_memory_returns_after_a_burst_and_bombs() -> None:
     speech = wav_bytes(story.samples)
     bomb = opus_bomb(36_000, declares_length=False)
     with engine_server("--model", MODEL) as server:
-        transcribe(server, "warm.wav", speech)
+        with ThreadPoolExecutor(2) as pool:  # two at once: both lanes of the model warm
+            list(pool.map(lambda _: transcribe(server, "warm.wav", speech), range(2)))
         time.sleep(1)
         idle = resident_mb(server.process.pid)
         with ThreadPoolExecutor(8) as pool:

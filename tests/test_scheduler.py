@@ -46,10 +46,15 @@ class RecordingModel(WhisperCT2):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batches: list[tuple[ModelStep, list[str]]] = []
+        self.spans: list[tuple[float, float]] = []  # when each batch started and ended
 
     def run_batch(self, steps: Sequence[ModelStep]) -> list[Any]:
         self.batches.append((steps[0], [getattr(step, "tag", "?") for step in steps]))
-        return super().run_batch(steps)
+        started = time.perf_counter()
+        try:
+            return super().run_batch(steps)
+        finally:
+            self.spans.append((started, time.perf_counter()))
 
 
 def tagged(job: TranscriptionJob, tag: str) -> TranscriptionJob:
@@ -280,3 +285,18 @@ def test_the_pieces_of_one_long_file_share_decoding_calls_and_stream_in_order(
         first_word = utterance.text.split()[0].strip(",.").lower()
         near = [s for s in transcript.segments if abs(s.start - utterance.start) < 1.5]
         assert any(first_word in s.text.lower() for s in near), (utterance, near)
+
+
+def test_on_two_cores_two_lanes_run_two_batches_at_once(
+    model: RecordingModel, scheduler: BatchScheduler
+) -> None:
+    assert model.lanes == 2  # two cores here: a thread each
+    _recording, speech = long_speech(12)
+    alone = model.transcribe(speech, GREEDY)
+    model.spans.clear()
+    together = scheduler.submit(model.start_transcription(speech, GREEDY)).future.result(60)
+    assert together.text == alone.text
+    overlapping = [
+        (a, b) for a, b in itertools.combinations(model.spans, 2) if a[0] < b[1] and b[0] < a[1]
+    ]
+    assert overlapping, model.spans

@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cpu-threads",
         type=int,
         default=defaults.cpu_threads,
-        help="Threads per model on CPU (0: one per core).",
+        help="Threads per model on CPU (0: one per core), split into two lanes that each "
+        "run a batch once there are at least two.",
     )
     serve.add_argument(
         "--beam-size",

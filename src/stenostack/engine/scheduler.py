@@ -56,7 +56,10 @@ class _Entry:
     steps: tuple[ModelStep, ...] = ()
     results: list[Any] = field(default_factory=list)
     waiting: list[int] = field(default_factory=list)
+    running: int = 0  # steps of the request in batches under way
     ready_since: float = 0.0
+    claimed: bool = False  # a lane is running the job up to its first step
+    advancing: bool = False  # a lane is running the job's code: it cannot be closed now
     started: bool = False
     cancelled: bool = False
 
@@ -116,10 +119,10 @@ class BatchScheduler:
         # Total time in model calls: with the audio finished, the speed Retry-After uses.
         self._busy_seconds = 0.0
         self._share = FairShare[WorkClass](get_args(WorkClass))
-        self._thread = threading.Thread(
-            target=self._run, name=f"scheduler-{model_name}", daemon=True
-        )
-        self._thread.start()
+        # One thread per lane: a model with two lanes runs two batches at once.
+        for lane in range(model.lanes):
+            name = f"scheduler-{model_name}" + (f"-{lane}" if model.lanes > 1 else "")
+            threading.Thread(target=self._run, name=name, daemon=True).start()
 
     # -- called from the event loop ------------------------------------------------------
 
@@ -167,21 +170,40 @@ class BatchScheduler:
                 results = self.model.run_batch(steps)
             except Exception as exc:  # a model failure fails this batch, not the scheduler
                 log.exception("%s: a %s batch of %d failed", self.model_name, kind, len(steps))
+                results = None
                 for entry in _entries_of(batch):
                     self._finish(entry, error=exc)
-                continue
             finally:
                 elapsed = time.perf_counter() - started
-                self._busy_seconds += elapsed
-                self._share.charge(elapsed, (part.entry.work_class for part in batch))
-            for part, result in zip(batch, results, strict=True):
-                part.entry.results[part.index] = result
+            answered = self._take_results(batch, results, elapsed)
+            for entry in answered:
+                self._advance(entry, entry.answer())
+            if answered:
+                with self._cond:
+                    self._cond.notify_all()  # other lanes may now take their next steps
+
+    def _take_results(
+        self, batch: list[_Part], results: list[Any] | None, elapsed: float
+    ) -> list[_Entry]:
+        """Note a finished batch; return the jobs whose whole request has now run."""
+        with self._cond:
+            self._busy_seconds += elapsed
+            self._share.charge(elapsed, (part.entry.work_class for part in batch))
             now = time.perf_counter()
+            for position, part in enumerate(batch):
+                part.entry.running -= 1
+                if results is not None:
+                    part.entry.results[part.index] = results[position]
+            answered = []
             for entry in _entries_of(batch):
+                if entry not in self._entries:  # finished meanwhile (failed or cancelled)
+                    continue
                 if entry.waiting:
                     entry.ready_since = now  # the rest of its group waits its turn
-                else:
-                    self._advance(entry, entry.answer())
+                elif entry.running == 0:
+                    entry.advancing = True
+                    answered.append(entry)
+            return answered
 
     def _next_batch(self) -> list[_Part] | None:
         """Wait for pending steps; return the batch to run next (None once closed)."""
@@ -193,10 +215,14 @@ class BatchScheduler:
                 if self._closed:
                     return None
                 self._drop_cancelled()
-                fresh = [entry for entry in self._entries if entry.request is None]
+                fresh = [e for e in self._entries if e.request is None and not e.claimed]
+                for entry in fresh:
+                    entry.claimed = entry.advancing = True
             for entry in fresh:  # run each new job up to its first step
                 self._advance(entry, None)
             with self._cond:
+                if fresh:
+                    self._cond.notify_all()
                 self._drop_cancelled()
                 batch = self._pick()
                 if not batch:
@@ -217,6 +243,7 @@ class BatchScheduler:
                 now = time.perf_counter()
                 for part in batch:
                     part.entry.waiting.remove(part.index)
+                    part.entry.running += 1
                 for entry in _entries_of(batch):
                     if not entry.started:
                         entry.started = True
@@ -258,18 +285,27 @@ class BatchScheduler:
         return self._preparing > 0 and self._prepare_count != self._gave_up_on
 
     def _advance(self, entry: _Entry, result: Any) -> None:
-        """Send ``result`` into the job; keep its next step, or finish it."""
-        if entry.cancelled:
-            self._finish(entry)
-            return
+        """Send ``result`` into the job (marked ``advancing`` by the caller, under the lock);
+        keep its next request, or finish it."""
         try:
-            entry.ask(entry.job.send(result))
-        except StopIteration as done:
-            self._finish(entry, transcript=done.value)
-        except Exception as exc:
-            if not entry.cancelled:  # a cancelled job may fail as its input is taken away
-                log.exception("%s: a transcription job failed", self.model_name)
-            self._finish(entry, error=exc)
+            if entry.cancelled:
+                self._finish(entry)
+                return
+            try:
+                request = entry.job.send(result)
+            except StopIteration as done:
+                self._finish(entry, transcript=done.value)
+                return
+            except Exception as exc:
+                if not entry.cancelled:  # a cancelled job may fail as its input is taken away
+                    log.exception("%s: a transcription job failed", self.model_name)
+                self._finish(entry, error=exc)
+                return
+            with self._cond:
+                entry.ask(request)
+        finally:
+            with self._cond:
+                entry.advancing = False
 
     def _finish(
         self,
@@ -297,7 +333,8 @@ class BatchScheduler:
             _cancel_future(entry.future)
 
     def _drop_cancelled(self) -> None:
-        for entry in [e for e in self._entries if e.cancelled]:
+        # One that a lane is advancing is finished by that lane, or here once it stops.
+        for entry in [e for e in self._entries if e.cancelled and not e.advancing]:
             self._finish(entry)  # the condition's lock is re-entrant
 
     def _cancel(self, entry: _Entry) -> None:

@@ -271,6 +271,9 @@ class SpeechToTextModel(ABC):
         """How many steps like ``step`` one call may take (the scheduler's batch cap)."""
         return 1
 
+    #: How many ``run_batch`` calls the model runs at once, from as many threads.
+    lanes: int = 1
+
     def transcribe(self, speech: Speech, options: TranscriptionOptions) -> Transcript:
         """Run one job alone, step by step (blocking)."""
         job = self.start_transcription(speech, options)
