@@ -7,10 +7,11 @@ into pieces of at most 30 s and decode them all at once without each other's tex
 this engine: a piece ends at a long pause (a break, where segment times are wanted) or, in
 continuous speech, in the longest pause of its last seconds, so that no word is cut; its
 windows keep their own text as context. On a 9.5-minute file (``python -m
-benchmarks.long_file``, whisper-base, greedy) the engine went from 28.1 s to 14.7 s and from
-9.37 % to 3.86 % WER in English (tiny.en: 15.6 s to 9.2 s, 11.2 % to 7.7 %) and from 30.5 s to
-25.6 s and 41.0 % to 34.4 % in Spanish: conditioning on the whole file's text cost words,
-as it does for faster-whisper's own sequential ``transcribe``.
+benchmarks.long_file``, whisper-base, greedy, 2 cores) the engine went from 28.1 s to 14.7 s
+(12.3 s with two lanes) and from 9.37 % to 3.86 % WER in English (tiny.en: 15.6 s to 9.2 s,
+then 6.8 s; 11.2 % to 7.7 %) and from 30.5 s to 25.6 s and 41.0 % to 34.4 % in Spanish:
+conditioning on the whole file's text cost words, as it does for faster-whisper's own
+sequential ``transcribe``.
 """
 
 from __future__ import annotations
