@@ -315,7 +315,7 @@ def test_autoscaling_renders_keda_and_hpa_on_queued_audio() -> None:
         )
     tiny = scaled["stt-stenostack-engine-tiny"]
     assert tiny["spec"]["minReplicaCount"] == 0
-    assert tiny["spec"]["triggers"][0]["metadata"]["threshold"] == "600"
+    assert tiny["spec"]["triggers"][0]["metadata"]["threshold"] == "320"
     assert len(tiny["spec"]["triggers"]) == 2  # a wake-up signal while no engine reports
     wake = tiny["spec"]["triggers"][1]["metadata"]
     # Requests for this engine's own models, held at the router or refused there, and
@@ -330,7 +330,7 @@ def test_autoscaling_renders_keda_and_hpa_on_queued_audio() -> None:
     (hpa,) = of_kind(manifests, "HorizontalPodAutoscaler")
     (metric,) = hpa["spec"]["metrics"]
     assert metric["pods"]["metric"]["name"] == "stenostack_queued_audio_seconds"
-    assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "350"}
+    assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "190"}
 
 
 def test_monitoring_scrapes_engines_and_router_with_their_keys() -> None:
