@@ -22,11 +22,11 @@ class InputSizing(StrEnum):
 # ``python -m benchmarks.accuracy_vs_faster_whisper --languages en es it --english-clips 40
 # --modes given --no-real``; a window's features past its audio are zeros, as faster-whisper
 # pads them):
-# - whisper-base, espeak-ng: English (44 clips) 7.4 / 7.8 / 7.2 %, Spanish 14.0 / 11.6 /
-#   14.0 %, Italian 56.7 / 40.0 / 50.0 %;
+# - whisper-base, espeak-ng, language given: English (44 clips) 7.2 / 7.2 / 7.2 %, Spanish
+#   23.3 / 14.0 / 14.0 %, Italian 53.3 / 50.0 / 50.0 %;
 # - whisper-base, real speech in es de fr it pt ja ko ru zh, language detected (issue 12,
 #   before the zero features): 23.7 / 17.5 / 18.4 %;
-# - whisper-tiny.en, the same 44 English clips: 9.3 / 7.6 / 8.0 %.
+# - whisper-tiny.en, the same 44 English clips: 8.9 / 8.0 / 8.0 %.
 # Sized inputs cost words outside English on base and in English on tiny.en, so every
 # window is padded; that gives up a 2.7x (tiny.en) and 3.2x (base) speed-up on short clips
 # (``python -m benchmarks.short_inputs --clips 40``). Measure again before adding one.
