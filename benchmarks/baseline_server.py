@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 
@@ -65,13 +66,27 @@ def _worker_pid() -> int:
     return os.getpid()
 
 
+def _start_worker(model_dir: str, cpu_threads: int) -> None:
+    """A pool worker: it leaves with the server (which may be killed before it can shut
+    its pool down: left behind, workers of earlier runs would skew later measurements)."""
+    parent = os.getppid()
+
+    def exit_with_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+    load_model(model_dir, cpu_threads, 1)
+
+
 def start_pool(processes: int, model_dir: str, cpu_threads: int) -> ProcessPoolExecutor:
     """``processes`` workers, each with its model loaded and warm."""
     pool = ProcessPoolExecutor(
         processes,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=load_model,
-        initargs=(model_dir, cpu_threads, 1),
+        initializer=_start_worker,
+        initargs=(model_dir, cpu_threads),
     )
     # The pool starts processes on demand: keep it busy until every one has started.
     pids: set[int] = set()
