@@ -18,8 +18,9 @@ PCM16_FULL_SCALE = 32768.0
 class Speech:
     """What a model transcribes: speech at the model's rate, long silences cut out.
 
-    ``breaks`` are the sample positions where a long pause was cut: no decoding window or
-    segment may cross one, so that no segment spans the pause on the file's timeline.
+    ``breaks`` are the sample positions where a long pause was cut: where segment times are
+    wanted, no decoding window or segment may cross one, so that no segment spans the pause
+    on the file's timeline.
     """
 
     samples: Int16Audio

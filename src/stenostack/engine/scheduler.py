@@ -1,17 +1,17 @@
 """One model's scheduler: it runs the steps of every in-flight request in shared batches.
 
 Each request is a job (see :mod:`stenostack.models.base`) with one step pending, or a group
-of independent ones (a long file's windows side by side). The scheduler's thread
-repeatedly takes a step to lead the next batch, batches it with every other pending step of
-the same shape (up to the model's cap), its own job's included, runs that one model call
-and hands each job its result once its whole group has run. Within a class of work
-(uploaded files, live turns) the leader is the step of the job that has waited longest,
-and a job that led a batch goes to the back with whatever it still has pending: a long
-file gets one batch and then waits its turn, so short requests that arrive behind it are
-not starved. Across classes,
-the one that has had least model time leads (:mod:`stenostack.engine.fair_share`), so 64
-flooding live sessions delay a file by about one batch per step, not 64; the batch it leads
-still takes every compatible step of either class.
+of independent ones (a long file's windows side by side). Each of the model's lanes has a
+thread that repeatedly takes a step to lead the next batch, batches it with every other
+pending step of the same shape (up to the model's cap), its own job's included, runs that
+one model call and hands each job its result once its whole group has run. Within a class
+of work (uploaded files, live turns) the leader is the step of the job that has waited
+longest, and a job that led a batch goes to the back with whatever it still has pending: a
+long file gets one batch and then waits its turn, so short requests that arrive behind it
+are not starved. Across classes, the one that has had least model time leads
+(:mod:`stenostack.engine.fair_share`), so 64 flooding live sessions delay a file by about
+one batch per step, not 64; the batch it leads still takes every compatible step of either
+class.
 
 A lone request runs at once. Only while other requests are being decoded (and so about to
 arrive) does the scheduler hold a batch back, for at most the gather window, to let them
@@ -58,7 +58,6 @@ class _Entry:
     waiting: list[int] = field(default_factory=list)
     running: int = 0  # steps of the request in batches under way
     ready_since: float = 0.0
-    claimed: bool = False  # a lane is running the job up to its first step
     advancing: bool = False  # a lane is running the job's code: it cannot be closed now
     started: bool = False
     cancelled: bool = False
@@ -215,9 +214,9 @@ class BatchScheduler:
                 if self._closed:
                     return None
                 self._drop_cancelled()
-                fresh = [e for e in self._entries if e.request is None and not e.claimed]
+                fresh = self._unclaimed()
                 for entry in fresh:
-                    entry.claimed = entry.advancing = True
+                    entry.advancing = True
             for entry in fresh:  # run each new job up to its first step
                 self._advance(entry, None)
             with self._cond:
@@ -226,7 +225,9 @@ class BatchScheduler:
                 self._drop_cancelled()
                 batch = self._pick()
                 if not batch:
-                    if all(entry.request is not None for entry in self._entries):
+                    # Wait, unless a job came in meanwhile (another lane running a new job
+                    # up to its first step is not one: this lane waits for it too).
+                    if not self._unclaimed():
                         self._cond.wait(self.gather_window_s)
                     continue
                 if not gathered and self._worth_gathering(batch):
@@ -253,6 +254,10 @@ class BatchScheduler:
                             now - entry.submitted_at
                         )
                 return batch
+
+    def _unclaimed(self) -> list[_Entry]:
+        """New jobs no lane has yet begun to run up to their first step."""
+        return [e for e in self._entries if e.request is None and not e.advancing]
 
     def _pick(self) -> list[_Part]:
         ready = [e for e in self._entries if e.waiting and not e.cancelled]

@@ -238,7 +238,8 @@ class SpeechToTextModel(ABC):
         """A job that transcribes ``speech`` (at ``audio_config.sample_rate``).
 
         Times in the result are on the speech's own timeline; the engine maps them back to
-        the uploaded file. No decoding window or segment may cross one of its ``breaks``.
+        the uploaded file. Where segment times are wanted (``segment_timestamps``), no
+        decoding window or segment may cross one of its ``breaks``.
         ``on_delta`` receives the text as it becomes final, in order, before the job
         returns.
         """

@@ -13,50 +13,47 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from stenostack.models.base import ModelStep, StepGroup, StepRequest
 
-ResultT = TypeVar("ResultT")
+#: One piece's work: yields single steps and is sent each result.
+PieceJob = Generator[ModelStep, Any, None]
 
-#: One piece's work: yields single steps, is sent each result, returns the piece's result.
-PieceJob = Generator[ModelStep, Any, ResultT]
-
-#: ``next_piece(wait)``: the next piece's job; None when there are no more or, if ``wait``
-#: is false, when the next is not ready yet (its audio still being decoded).
-PieceSource = Callable[[bool], PieceJob[ResultT] | None]
+#: ``next_piece(wait, index)``: the job of the next piece, numbered ``index``; None when
+#: there are no more or, if ``wait`` is false, when the next is not ready yet (its audio
+#: still being decoded).
+PieceSource = Callable[[bool, int], PieceJob | None]
 
 
 @dataclass
-class _Running(Generic[ResultT]):
+class _Running:
     index: int
-    job: PieceJob[ResultT]
+    job: PieceJob
     step: ModelStep
 
 
 def side_by_side(
-    next_piece: PieceSource[ResultT],
-    on_done: Callable[[int, ResultT], None],
-    max_width: int,
+    next_piece: PieceSource, on_done: Callable[[int], None], max_width: int
 ) -> Generator[StepRequest, Any, None]:
-    """Run pieces, at most ``max_width`` at once; ``on_done(index, result)`` is called as
-    each finishes (not necessarily in order)."""
-    running: list[_Running[ResultT]] = []
+    """Run pieces, at most ``max_width`` at once; ``on_done(index)`` is called as each
+    finishes (not necessarily in order)."""
+    running: list[_Running] = []
     started = 0
     width = 1
     more = True
     while True:
         while more and len(running) < width:
             # Wait for a piece's audio only when nothing else could use the model meanwhile.
-            job = next_piece(not running)
+            job = next_piece(not running, started)
             if job is None:
                 more = bool(running)
                 break
             index, started = started, started + 1
             try:
                 running.append(_Running(index, job, next(job)))
-            except StopIteration as done:
-                on_done(index, done.value)
+            except StopIteration:
+                on_done(index)
         if not running:
             if more:
                 continue
@@ -70,8 +67,8 @@ def side_by_side(
             try:
                 piece.step = piece.job.send(result)
                 still_running.append(piece)
-            except StopIteration as done:
-                on_done(piece.index, done.value)
+            except StopIteration:
+                on_done(piece.index)
         running = still_running
         if all(piece.index != 0 for piece in running):
             width = max_width  # the first piece is done

@@ -250,22 +250,17 @@ class WhisperCT2(SpeechToTextModel):
         assert language is not None
         transcript = TranscriptAssembly(language, options, on_delta)
 
-        started = 0
-
-        def next_piece(wait: bool) -> PieceJob[None] | None:
-            nonlocal first, first_encoded, started
-            piece, first = (first, None) if first is not None else (plan.next(wait), None)
+        def next_piece(wait: bool, index: int) -> PieceJob | None:
+            nonlocal first, first_encoded
+            piece: Piece | None = first or plan.next(wait)
+            first = None
             if piece is None:
                 return None
             reused, first_encoded = first_encoded, None
-            emit = functools.partial(transcript.add_window, started)
-            started += 1
+            emit = functools.partial(transcript.add_window, index)
             return self._piece(piece, language, user_prompt, options, timestamps, emit, reused)
 
-        def finished(index: int, _result: None) -> None:
-            transcript.finish(index)
-
-        yield from side_by_side(next_piece, finished, PIECES_SIDE_BY_SIDE)
+        yield from side_by_side(next_piece, transcript.finish, PIECES_SIDE_BY_SIDE)
         duration = len(speech_until(np.iinfo(np.int64).max).samples) / SAMPLE_RATE
         return transcript.result(duration, len(user_prompt))
 
@@ -278,7 +273,7 @@ class WhisperCT2(SpeechToTextModel):
         timestamps: bool,
         emit: Callable[[WindowResult], None],
         first_encoded: tuple[Encoded, int] | None,
-    ) -> PieceJob[None]:
+    ) -> PieceJob:
         """One piece, window by window, as Whisper's ``transcribe`` walks a file: each
         window starts where the last finished segment ended, its prompt carrying the piece's
         text so far. Each window's result goes to ``emit`` as soon as it is decoded."""
