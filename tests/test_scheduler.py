@@ -27,10 +27,11 @@ from stenostack.models.base import (
     TranscriptionJob,
     TranscriptionOptions,
 )
+from stenostack.models.pieces import PiecePlan
 from stenostack.models.sources import resolve_model_dir
 from stenostack.models.whisper.input_sizing import InputSizing
 from stenostack.models.whisper.model import WhisperCT2
-from stenostack.models.whisper.pieces import PiecePlan
+from stenostack.models.whisper.pieces import WHISPER_PIECES
 from stenostack.models.whisper.steps import Encode, Generate, Hypotheses
 from stenostack.models.whisper.units import WINDOW_FRAMES
 from tests.speech import Recording, compose
@@ -240,7 +241,7 @@ def long_speech(sentences: int) -> tuple[Recording, Speech]:
 
 def test_a_long_file_is_cut_at_pauses_into_pieces_of_at_most_a_window() -> None:
     _recording, speech = long_speech(24)
-    plan = PiecePlan(lambda _end: speech, lambda _end: True)
+    plan = PiecePlan(lambda _end: speech, lambda _end: True, WHISPER_PIECES)
     pieces = []
     while (piece := plan.next(wait=False)) is not None:
         pieces.append(piece)

@@ -49,6 +49,7 @@ from stenostack.models.base import (
     Word,
 )
 from stenostack.models.languages import WHISPER_LANGUAGES
+from stenostack.models.pieces import Piece, PiecePlan
 from stenostack.models.side_by_side import PieceJob, side_by_side
 from stenostack.models.whisper.assembly import TranscriptAssembly, WindowResult
 from stenostack.models.whisper.decoding import (
@@ -64,7 +65,7 @@ from stenostack.models.whisper.decoding import (
     temperature_ladder,
 )
 from stenostack.models.whisper.input_sizing import InputSizing, sized_input_allowed
-from stenostack.models.whisper.pieces import Piece, PiecePlan, decodes_timestamps
+from stenostack.models.whisper.pieces import WHISPER_PIECES, decodes_timestamps
 from stenostack.models.whisper.seeded_sampling import SeededSampler, derive_seed
 from stenostack.models.whisper.steps import (
     MAX_DECODER_TOKENS,
@@ -236,7 +237,7 @@ class WhisperCT2(SpeechToTextModel):
         user_prompt = self._prompt_tokens(options.prompt)
         head = speech_until((WINDOW_FRAMES + 1) * HOP_LENGTH)
         timestamps = decodes_timestamps(options, len(head.samples) // HOP_LENGTH)
-        plan = PiecePlan(speech_until, is_final, keep_breaks=timestamps)
+        plan = PiecePlan(speech_until, is_final, WHISPER_PIECES, keep_breaks=timestamps)
         first = plan.next(wait=True)
         first_encoded: tuple[Encoded, int] | None = None
         if first is not None and language is None:
