@@ -31,7 +31,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from stenostack import __version__
-from stenostack.models.sources import BASE_MODEL_SHA256
+from stenostack.models.whisper.family import BASE_MODEL_SHA256
 from tests.chart import Manifest, deployments, flag, render, router_config, secret_data
 from tests.servers import free_port, openai_client
 from tests.speech import compose, wav_bytes

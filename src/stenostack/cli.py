@@ -38,9 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="models",
         action="append",
         metavar="[NAME=]SOURCE",
-        help="A model to serve: a bundled name (whisper-base, whisper-tiny.en), a local "
-        "CTranslate2 directory or a Hugging Face hub id; repeat for more. Default: the "
-        "bundled models, with whisper-1 as an alias of whisper-base.",
+        help="A model to serve: a bundled name (whisper-base, whisper-tiny.en, "
+        "moonshine-base, or one a family plug-in bundles), a local model directory (a "
+        "CTranslate2 Whisper or a Moonshine ONNX one) or a Hugging Face hub id (Whisper); "
+        "repeat for more. Default: the bundled models, with whisper-1 as an alias of "
+        "whisper-base.",
     )
     serve.add_argument("--device", default=defaults.device, choices=["auto", "cpu", "cuda"])
     serve.add_argument(

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stenostack.models.sources import ModelSourceError, check_model_dir
+from stenostack.models.sources import ModelSourceError
+from stenostack.models.whisper.family import check_model_dir
 
 # The files a CTranslate2 Whisper model needs (the ones faster-whisper downloads).
 MODEL_FILES = [

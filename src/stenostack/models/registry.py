@@ -1,6 +1,7 @@
 """The models an engine serves, under their public names, and their loading state.
 
-Resolving a model's source says which family its files are; that family's loader (a
+Resolving a model's source says which family its files are (families are plug-ins,
+:mod:`stenostack.models.families`); that family's loader (a
 :class:`~stenostack.models.base.ModelFactory`) loads them.
 """
 
@@ -15,19 +16,10 @@ import ctranslate2
 
 from stenostack.errors import ModelNotFound, ServiceUnavailable
 from stenostack.models.base import DecodingSettings, ModelFactory, Placement, SpeechToTextModel
-from stenostack.models.sources import (
-    BUNDLED_MODELS,
-    OPENAI_DEFAULT_MODEL,
-    ModelFamily,
-    ModelFiles,
-    resolve_model,
-)
-from stenostack.models.whisper.model import WhisperCT2
+from stenostack.models.families import bundled_models, family_named
+from stenostack.models.sources import OPENAI_DEFAULT_MODEL, ModelFiles, resolve_model
 
 log = logging.getLogger(__name__)
-
-# How each family's files become a loaded model.
-LOADERS: dict[ModelFamily, ModelFactory] = {"whisper-ct2": WhisperCT2.load}
 
 # The beam size when none is given, per device. CPU: greedy, measured (README, "Decoding"):
 # beam 5 is more accurate but serves 0.6-0.86x the short clips and a tenth of the live turns
@@ -49,7 +41,7 @@ class ModelSpec:
         name, separator, source = argument.partition("=")
         if separator and name and source:
             return cls(name.strip(), source.strip())
-        if argument in BUNDLED_MODELS:
+        if argument in bundled_models():
             return cls(argument, argument)
         return cls(Path(argument.rstrip("/")).name or argument, argument)
 
@@ -130,7 +122,7 @@ class ModelRegistry:
                     self.placement.compute_type,
                     self.decoding,
                 )
-                load = self.load_model or LOADERS[files.family]
+                load = self.load_model or family_named(files.family).load
                 self._models[spec.name] = load(
                     files.directory, self.placement, self.cpu_threads, self.decoding
                 )
