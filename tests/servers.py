@@ -91,13 +91,17 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str =
 
 @contextmanager
 def engine_server(
-    *args: str, ready_timeout: float = 180.0, port: int | None = None
+    *args: str,
+    ready_timeout: float = 180.0,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[RunningServer]:
     """A ``stenostack serve`` process with ``args``, on a loopback port (free, or ``port``)."""
     with server_process(
         [sys.executable, "-m", "stenostack", "serve", "--log-level", "warning", *args],
         ready_timeout=ready_timeout,
         port=port,
+        env=env,
     ) as server:
         yield server
 

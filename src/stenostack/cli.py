@@ -20,6 +20,7 @@ from stenostack.models.registry import (
     choose_decoding,
     choose_placement,
 )
+from stenostack.models.families import FamilyError
 from stenostack.models.sources import ModelSourceError
 from stenostack.router.cli import add_router_command, run_router
 
@@ -205,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings: EngineSettings) -> int:
     from stenostack.api.app import create_app
 
-    specs = [ModelSpec.parse(argument) for argument in settings.models]
+    try:
+        specs = [ModelSpec.parse(argument) for argument in settings.models]
+    except FamilyError as exc:
+        print(f"stenostack: error: {exc}", file=sys.stderr)
+        return 2
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
         print(f"stenostack: error: two models share a name: {names}", file=sys.stderr)
@@ -227,7 +232,7 @@ def serve(settings: EngineSettings) -> int:
     )
     try:
         registry.resolve()
-    except ModelSourceError as exc:
+    except (ModelSourceError, FamilyError) as exc:
         print(f"stenostack: error: {exc}", file=sys.stderr)
         return 2
     app = create_app(settings, registry)
