@@ -30,6 +30,7 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
@@ -158,7 +159,27 @@ def speech_end(recording: Recording, utterance: Utterance) -> float:
     return (start + int(loud[-1])) / RATE
 
 
-def live_audio(server_url: str, client: OpenAI, model: str) -> None:
+@dataclass
+class LiveFigures:
+    """Per utterance, in seconds: end of speech to ``speech_stopped`` (turn detection), from
+    there to ``completed`` (transcription), and in all; start of speech to the turn's first
+    ``delta`` (with interim results, while it is still being spoken); the baseline of the
+    utterance uploaded once over; and each turn's WER."""
+
+    detection: list[float] = field(default_factory=list)
+    transcription: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    first_delta: list[float] = field(default_factory=list)
+    deltas_before_stop: int = 0
+    baseline: list[float] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+
+
+def live_turns(
+    server_url: str, client: OpenAI, model: str, transcription: dict[str, object] | None = None
+) -> LiveFigures:
+    """Send ``UTTERANCES`` at real-time pace to one realtime session whose transcription
+    settings are ``{"model": model, **transcription}``; time every turn."""
     parts: list[str | float] = [0.5]
     for text in UTTERANCES:
         parts += [text, 1.5]
@@ -169,14 +190,13 @@ def live_audio(server_url: str, client: OpenAI, model: str) -> None:
 
     with realtime_session(server_url) as session:
         session.recv()
+        settings = {"model": model, **(transcription or {})}
         session.send(
             "session.update",
-            session={
-                "type": "transcription",
-                "audio": {"input": {"transcription": {"model": model}}},
-            },
+            session={"type": "transcription", "audio": {"input": {"transcription": settings}}},
         )
-        session.recv()
+        updated = session.recv()
+        assert updated["type"] == "session.updated", updated
 
         def pace() -> None:
             started = time.perf_counter()
@@ -188,12 +208,12 @@ def live_audio(server_url: str, client: OpenAI, model: str) -> None:
 
         sender = threading.Thread(target=pace)
         sender.start()
-        arrivals: dict[tuple[str, str], float] = {}
+        arrivals: dict[tuple[str, str], float] = {}  # the first of each kind per item
         completed: dict[str, str] = {}
         while len(completed) < len(UTTERANCES):
             event = session.recv(timeout=60)
             if "item_id" in event:
-                arrivals[(event["type"], event["item_id"])] = time.perf_counter()
+                arrivals.setdefault((event["type"], event["item_id"]), time.perf_counter())
             if event["type"].endswith("transcription.completed"):
                 completed[event["item_id"]] = event["transcript"]
         sender.join()
@@ -204,31 +224,40 @@ def live_audio(server_url: str, client: OpenAI, model: str) -> None:
         offset = int(seconds * PCM_RATE) * 2
         return sent_at[min(o for o in sent_at if o >= offset)]
 
-    detection, transcription, total, baseline = [], [], [], []
-    errors = []
+    figures = LiveFigures()
     for item, utterance in zip(items, recording.utterances, strict=True):
         spoken = wall_time_of(speech_end(recording, utterance))
+        started = wall_time_of(utterance.start)
         stopped = arrivals[("input_audio_buffer.speech_stopped", item)]
         done = arrivals[("conversation.item.input_audio_transcription.completed", item)]
-        detection.append(stopped - spoken)
-        transcription.append(done - stopped)
-        total.append(done - spoken)
-        errors.append(word_error_rate(utterance.text, completed[item]))
+        delta = arrivals.get(("conversation.item.input_audio_transcription.delta", item), done)
+        figures.detection.append(stopped - spoken)
+        figures.transcription.append(done - stopped)
+        figures.total.append(done - spoken)
+        figures.first_delta.append(delta - started)
+        figures.deltas_before_stop += delta < stopped
+        figures.errors.append(word_error_rate(utterance.text, completed[item]))
         clip = recording.samples[
             int(utterance.start * RATE) : int(utterance.end * RATE) + RATE // 4
         ]
-        started = time.perf_counter()
+        upload_started = time.perf_counter()
         client.audio.transcriptions.create(model=model, file=("clip.wav", wav_bytes(clip)))
-        baseline.append(time.perf_counter() - started)
+        figures.baseline.append(time.perf_counter() - upload_started)
+    return figures
 
-    def ms(values: list[float]) -> str:
-        ordered = sorted(values)
-        p95 = ordered[min(int(0.95 * len(ordered)), len(ordered) - 1)]
-        return f"{statistics.median(values) * 1000:.0f} / {p95 * 1000:.0f}"
 
+def ms(values: list[float]) -> str:
+    """Median / p95 in milliseconds."""
+    ordered = sorted(values)
+    p95 = ordered[min(int(0.95 * len(ordered)), len(ordered) - 1)]
+    return f"{statistics.median(values) * 1000:.0f} / {p95 * 1000:.0f}"
+
+
+def live_audio(server_url: str, client: OpenAI, model: str) -> None:
+    figures = live_turns(server_url, client, model)
     print(
-        f"\nLive audio, {model}: {len(items)} utterances at real-time pace, server VAD "
-        "silence 500 ms, median / p95 (ms)"
+        f"\nLive audio, {model}: {len(figures.total)} utterances at real-time pace, server "
+        "VAD silence 500 ms, median / p95 (ms)"
     )
     print(
         "| end of speech -> speech_stopped | speech_stopped -> completed "
@@ -236,10 +265,10 @@ def live_audio(server_url: str, client: OpenAI, model: str) -> None:
         "| transcription / baseline | WER |"
     )
     print("|---|---|---|---|---|---|")
-    ratio = statistics.median(transcription) / statistics.median(baseline)
+    ratio = statistics.median(figures.transcription) / statistics.median(figures.baseline)
     print(
-        f"| {ms(detection)} | {ms(transcription)} | {ms(total)} | {ms(baseline)} "
-        f"| {ratio:.2f} | {statistics.mean(errors):.3f} |"
+        f"| {ms(figures.detection)} | {ms(figures.transcription)} | {ms(figures.total)} "
+        f"| {ms(figures.baseline)} | {ratio:.2f} | {statistics.mean(figures.errors):.3f} |"
     )
 
 
