@@ -99,3 +99,11 @@ class EngineMetrics:
             ["code"],
             registry=self.registry,
         )
+        self.realtime_interim_passes = Counter(
+            "stenostack_realtime_interim_passes",
+            "Passes over realtime turns still being spoken, for interim results, by model and "
+            "outcome (completed, failed, cancelled). Not requests: a turn counts as one "
+            "request, when it is committed.",
+            ["model", "outcome"],
+            registry=self.registry,
+        )

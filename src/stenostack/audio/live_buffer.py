@@ -43,6 +43,13 @@ class LiveBuffer:
         self.start = stop
         return taken
 
+    def copy_held(self) -> Int16Audio:
+        """A copy of every sample held, which is left held (an interim pass reads the turn
+        so far without taking it)."""
+        if not self._chunks:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(self._chunks)
+
     def drop_before(self, position: int) -> None:
         """Forget every sample before ``position``."""
         position = min(max(position, self.start), self.end)

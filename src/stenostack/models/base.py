@@ -275,6 +275,11 @@ class SpeechToTextModel(ABC):
     #: How many ``run_batch`` calls the model runs at once, from as many threads.
     lanes: int = 1
 
+    #: Whether a live session re-transcribes a turn while it is spoken (interim results)
+    #: unless the client says otherwise. On only where a re-run is cheap, its cost growing
+    #: with the audio: Whisper pads every pass to 30 s, so each would cost a full window.
+    interim_results_by_default: bool = False
+
     def transcribe(self, speech: Speech, options: TranscriptionOptions) -> Transcript:
         """Run one job alone, step by step (blocking)."""
         job = self.start_transcription(speech, options)

@@ -4,6 +4,10 @@ The shapes are those of the official SDK's ``RealtimeTranscriptionSessionCreateR
 ``session.audio.input.{format, transcription, turn_detection, noise_reduction}`` and
 ``session.include``. As OpenAI documents, only the fields present in an update change, and
 ``null`` turns a feature off. An update is checked whole before any of it applies.
+
+One extension OpenAI lacks: ``transcription.interim_results`` and ``interim_interval_ms``
+ask for the text of a turn while it is still spoken (see :mod:`.interim`); ``null`` puts
+either back to its default.
 """
 
 from __future__ import annotations
@@ -17,8 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stenostack.audio.live_input import OPENAI_PCM_RATE, LiveAudioFormat
 from stenostack.audio.vad_settings import LIVE_TURN_VAD, VadSettings
+from stenostack.models.base import TranscriptionOptions
 
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
+# How often a turn in progress is re-transcribed for interim results, by default and at
+# most and least: often enough that text follows speech, not so often that one session's
+# passes crowd the model.
+DEFAULT_INTERIM_INTERVAL_MS = 400
+MIN_INTERIM_INTERVAL_MS = 100
+MAX_INTERIM_INTERVAL_MS = 5000
 
 
 class SessionUpdateError(Exception):
@@ -49,6 +60,11 @@ class _Transcription(_Lenient):
     model: str | None = None
     language: str | None = None
     prompt: str | None = None
+    # The extension (strict: "yes" or "400" are refused, not read as true or 400).
+    interim_results: bool | None = Field(default=None, strict=True)
+    interim_interval_ms: int | None = Field(
+        default=None, strict=True, ge=MIN_INTERIM_INTERVAL_MS, le=MAX_INTERIM_INTERVAL_MS
+    )
 
 
 class _ServerVad(_Lenient):
@@ -89,6 +105,45 @@ class TranscriptionSettings:
     model: str
     language: str | None = None
     prompt: str | None = None
+    interim_results: bool | None = None  # None: the model's interim_results_by_default
+    interim_interval_ms: int | None = None  # None: DEFAULT_INTERIM_INTERVAL_MS
+
+    def options(self, logprobs: bool) -> TranscriptionOptions:
+        """What a turn asks of the model (interim passes ask the same, so their text
+        leads up to the final one)."""
+        return TranscriptionOptions(
+            language=self.language,
+            prompt=self.prompt,
+            segment_timestamps=False,  # a turn's events carry its text only
+            logprobs=logprobs,
+        )
+
+    def interim_on(self, model_default: bool) -> bool:
+        return model_default if self.interim_results is None else self.interim_results
+
+    @property
+    def interim_interval_s(self) -> float:
+        return self._interval_ms / 1000
+
+    @property
+    def _interval_ms(self) -> int:
+        if self.interim_interval_ms is None:
+            return DEFAULT_INTERIM_INTERVAL_MS
+        return self.interim_interval_ms
+
+    def to_wire(self, interim_default: bool) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "model": self.model,
+            "language": self.language,
+            "prompt": self.prompt or "",
+        }
+        # The extension is shown once a client uses it, or where it is on: a client that
+        # never heard of it sees OpenAI's fields only.
+        explicit = self.interim_results is not None or self.interim_interval_ms is not None
+        if explicit or self.interim_on(interim_default):
+            wire["interim_results"] = self.interim_on(interim_default)
+            wire["interim_interval_ms"] = self._interval_ms
+        return wire
 
 
 @dataclass(frozen=True)
@@ -102,18 +157,15 @@ class SessionConfig:
     def default(cls, model: str) -> SessionConfig:
         return cls(LiveAudioFormat(), TranscriptionSettings(model), LIVE_TURN_VAD)
 
-    def to_wire(self, session_id: str) -> dict[str, Any]:
-        """The session as ``session.created`` and ``session.updated`` show it."""
+    def to_wire(self, session_id: str, interim_default: bool = False) -> dict[str, Any]:
+        """The session as ``session.created`` and ``session.updated`` show it;
+        ``interim_default``: the transcription model's ``interim_results_by_default``."""
         audio_format: dict[str, Any] = {"type": self.audio_format.type}
         if self.audio_format.type == "audio/pcm":
             audio_format["rate"] = self.audio_format.rate
         transcription = None
         if self.transcription is not None:
-            transcription = {
-                "model": self.transcription.model,
-                "language": self.transcription.language,
-                "prompt": self.transcription.prompt or "",
-            }
+            transcription = self.transcription.to_wire(interim_default)
         turn_detection = None
         if self.turns is not None:
             turn_detection = {"type": "server_vad", **dataclasses.asdict(self.turns)}

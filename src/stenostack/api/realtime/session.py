@@ -4,7 +4,9 @@ The client appends audio to the input buffer. With ``server_vad`` the server fin
 turns itself (``speech_started`` / ``speech_stopped``) and commits each one; without it the
 client commits. Every committed turn becomes a user item whose audio goes through the
 engine (and so through the same batch scheduler as uploaded files), its text coming back as
-``…input_audio_transcription.delta`` events and one ``.completed``. A message the session
+``…input_audio_transcription.delta`` events and one ``.completed``. With interim results
+on (an extension, :mod:`.interim`), a turn still being spoken is transcribed again every
+so often and its stable words are sent as deltas before it ends. A message the session
 cannot use gets an ``error`` event naming what was wrong, and the session goes on.
 
 A session is bounded: its events wait in an :class:`Outbox` of limited size (a client that
@@ -16,6 +18,7 @@ time (``MAX_TURNS_IN_FLIGHT``), with at most ``MAX_QUEUED_TURN_SECONDS`` waiting
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +37,7 @@ from stenostack.api.realtime.config import (
     TranscriptionSettings,
     apply_update,
 )
+from stenostack.api.realtime.interim import InterimPasses, remainder
 from stenostack.api.realtime.limits import RealtimeLimits
 from stenostack.api.realtime.outbox import Outbox, close_with_error
 from stenostack.api.request_record import RequestRecord, reported_error
@@ -46,7 +50,7 @@ from stenostack.engine.engine import Engine
 from stenostack.engine.memory import release_free_memory
 from stenostack.errors import APIError, EngineOverloaded
 from stenostack.metrics import EngineMetrics
-from stenostack.models.base import TextDelta, TranscriptionOptions
+from stenostack.models.base import TextDelta
 
 log = logging.getLogger(__name__)
 
@@ -115,24 +119,26 @@ class RealtimeSession:
         self.sample_rate = engine.registry.get(default_model).audio_config.sample_rate
         self.buffer = LiveBuffer()
         self._converter = LiveAudioConverter(self.config.audio_format, self.sample_rate)
+        self.outbox = Outbox(limits.max_pending_event_bytes)
+        self._interim = InterimPasses(engine, metrics, self.sample_rate, self.emit)
         self._vad: StreamingVad | None = None
         self._turns: TurnDetector | None = None
-        self._start_turn_detection()
         self._turn_item: str | None = None  # the item id of the turn being spoken
+        self._start_turn_detection()
         self._last_item: str | None = None
         self._transcriptions: set[asyncio.Task[None]] = set()
         self._transcribing = asyncio.Semaphore(MAX_TURNS_IN_FLIGHT)
         self._queued_turn_samples = 0  # committed, not yet transcribed
-        self.outbox = Outbox(limits.max_pending_event_bytes)
 
     async def serve(self) -> None:
         """Run until the client disconnects or the session must end; then drop the work
         still in flight."""
         writer = asyncio.create_task(self.outbox.send_all(self.websocket))
-        self.emit(events.event("session.created", session=self.config.to_wire(self.id)))
+        self.emit(events.event("session.created", session=self._wire(self.config)))
         try:
             end = await self._serve_client(writer)
         finally:
+            await self._interim.close()
             for task in self._transcriptions:
                 task.cancel()
             await asyncio.gather(*self._transcriptions, return_exceptions=True)
@@ -146,6 +152,14 @@ class RealtimeSession:
     def emit(self, event: events.Event) -> None:
         """Queue an event for the client; one writer keeps them in order."""
         self.outbox.put(event)
+
+    def _wire(self, config: SessionConfig) -> dict[str, Any]:
+        return config.to_wire(self.id, self._interim_default(config.transcription))
+
+    def _interim_default(self, settings: TranscriptionSettings | None) -> bool:
+        if settings is None:
+            return False
+        return self.engine.registry.get(settings.model).interim_results_by_default
 
     async def _serve_client(self, writer: asyncio.Task[None]) -> SessionEnd | None:
         """Handle client messages until the client leaves (None) or the session must end."""
@@ -270,7 +284,7 @@ class RealtimeSession:
             self._converter = LiveAudioConverter(config.audio_format, self.sample_rate)
         if config.turns != previous.turns:
             self._start_turn_detection()
-        self.emit(events.event("session.updated", session=config.to_wire(self.id)))
+        self.emit(events.event("session.updated", session=self._wire(config)))
 
     def _check_transcription(self, settings: TranscriptionSettings) -> TranscriptionSettings:
         param = "session.audio.input.transcription"
@@ -288,7 +302,7 @@ class RealtimeSession:
                 f"takes {self.sample_rate} Hz audio.",
                 f"{param}.model",
             )
-        return TranscriptionSettings(settings.model, language, settings.prompt)
+        return dataclasses.replace(settings, language=language)
 
     async def _append(self, audio: Any) -> None:
         if not isinstance(audio, str):
@@ -303,6 +317,7 @@ class RealtimeSession:
         if self._turns is not None and not self._turns.speaking:
             prefix = self._turns.settings.prefix_padding_ms * self.sample_rate // 1000
             self.buffer.drop_before(self._turns.position - prefix)
+        self._maybe_interim_pass()
         if len(audio) >= LARGE_APPEND_BYTES:  # its decoded and converted copies are freed
             await asyncio.to_thread(release_free_memory)
 
@@ -352,11 +367,12 @@ class RealtimeSession:
         self._turn_item = None
         if self._turns is not None:
             self._turns.reset()
-        self._commit(self.buffer.take(self.buffer.start, self.buffer.end), item_id)
+        sent = self._interim.end_turn(item_id)
+        self._commit(self.buffer.take(self.buffer.start, self.buffer.end), item_id, sent)
 
     def _clear_buffer(self) -> None:
         self.buffer.clear()
-        self._turn_item = None
+        self._end_turn_unheard()
         if self._turns is not None:
             self._turns.reset()
         self.emit(events.event("input_audio_buffer.cleared"))
@@ -365,17 +381,24 @@ class RealtimeSession:
 
     def _start_turn_detection(self) -> None:
         """(Re)start server VAD at the end of the buffer, or stop it."""
-        self._turn_item = None
+        self._end_turn_unheard()
         if self.config.turns is None:
             self._vad, self._turns = None, None
             return
         self._vad = StreamingVad(self.sample_rate)
         self._turns = TurnDetector(self.config.turns, MAX_TURN_SECONDS, start=self.buffer.end)
 
+    def _end_turn_unheard(self) -> None:
+        """Forget the turn in progress, which will not be committed."""
+        if self._turn_item is not None:
+            self._interim.end_turn(self._turn_item)
+        self._turn_item = None
+
     def _on_turn(self, turn: TurnEvent) -> None:
         at_ms = turn.position * 1000 // self.sample_rate
         if turn.kind == "started":
             self._turn_item = events.new_id("item")
+            self._interim.start_turn(self._turn_item)
             self.emit(
                 events.event(
                     "input_audio_buffer.speech_started",
@@ -389,9 +412,23 @@ class RealtimeSession:
         self.emit(
             events.event("input_audio_buffer.speech_stopped", audio_end_ms=at_ms, item_id=item_id)
         )
-        self._commit(self.buffer.take(self.buffer.start, turn.position), item_id)
+        sent = self._interim.end_turn(item_id)
+        self._commit(self.buffer.take(self.buffer.start, turn.position), item_id, sent)
 
-    def _commit(self, audio: Int16Audio, item_id: str) -> None:
+    def _maybe_interim_pass(self) -> None:
+        """Start a pass over the turn being spoken if interim results are on and one is
+        due; never while a committed turn of this session is owed its text."""
+        settings = self.config.transcription
+        if settings is None or self._turns is None or not self._turns.speaking:
+            return
+        if self._transcriptions or not settings.interim_on(self._interim_default(settings)):
+            return
+        if self._interim.due(self.buffer, settings.interim_interval_s):
+            self._interim.start(self.buffer, settings)
+
+    def _commit(self, audio: Int16Audio, item_id: str, sent: str = "") -> None:
+        """Commit a turn's audio as an item and transcribe it; ``sent``: what of its text
+        interim results sent already."""
         previous, self._last_item = self._last_item, item_id
         self.emit(
             events.event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous)
@@ -405,7 +442,7 @@ class RealtimeSession:
             self._fail(item_id, previous, self._behind(queued))
             return
         task = asyncio.create_task(
-            self._transcribe(item_id, previous, audio, self.config.transcription)
+            self._transcribe(item_id, previous, audio, self.config.transcription, sent)
         )
         self._transcriptions.add(task)
         self._queued_turn_samples += len(audio)
@@ -432,13 +469,9 @@ class RealtimeSession:
         previous: str | None,
         audio: Int16Audio,
         settings: TranscriptionSettings,
+        sent: str,
     ) -> None:
-        options = TranscriptionOptions(
-            language=settings.language,
-            prompt=settings.prompt,
-            segment_timestamps=False,  # a turn's events carry its text only
-            logprobs=self.config.logprobs,
-        )
+        options = settings.options(logprobs=self.config.logprobs)
         record = RequestRecord(self.metrics, "realtime")
         record.model = self.engine.registry.root_name(settings.model)
         decoded = DecodedAudio(audio, self.sample_rate)
@@ -450,7 +483,12 @@ class RealtimeSession:
             with record.recording():  # also a turn cancelled as the client left (499)
                 async with self._transcribing:
                     result = await self.engine.run(
-                        settings.model, decoded, options, on_delta=on_delta, work_class="live"
+                        settings.model,
+                        decoded,
+                        options,
+                        # Interim deltas went first: the final text follows on from them.
+                        on_delta=None if sent else on_delta,
+                        work_class="live",
                     )
         except Exception as exc:
             if not isinstance(exc, APIError):
@@ -460,6 +498,9 @@ class RealtimeSession:
         seconds = decoded.duration
         record.succeeded(seconds)
         transcript = result.transcript
+        rest = remainder(sent, transcript.text) if sent else ""
+        if rest:
+            self.emit(events.transcription_delta(item_id, rest, None))
         self.emit(
             events.transcription_completed(item_id, transcript.text, seconds, transcript.logprobs)
         )
