@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,14 +37,6 @@ def average_logprob(score: float, length: int, length_penalty: float) -> float:
     the sum over the tokens, averaged over ``length + 1`` (the end of text counts)."""
     total: float = score * length**length_penalty
     return total / (length + 1)
-
-
-def compression_ratio(text: str) -> float:
-    """How well the text compresses: looping output compresses far better than speech."""
-    data = text.encode("utf-8")
-    if not data:
-        return 0.0
-    return len(data) / len(zlib.compress(data))
 
 
 @dataclass

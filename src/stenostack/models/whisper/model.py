@@ -2,11 +2,12 @@
 
 The speech is cut at pauses into pieces of at most 30 s (:mod:`.pieces`), decoded side by
 side without each other's text (:mod:`stenostack.models.side_by_side`), their text handed
-on in order (:mod:`.assembly`). A piece is walked in windows as Whisper's own ``transcribe``
-walks a file: each window is encoded once, decoded with Whisper's temperature fallback, cut
-into segments at timestamp tokens (unless the caller wants text only, see
-:func:`.pieces.decodes_timestamps`), and (when asked) aligned word by word; the next window
-starts where the last finished segment ended, its prompt carrying the piece's text so far.
+on in order (:mod:`stenostack.models.assembly`). A piece is walked in windows as Whisper's
+own ``transcribe`` walks a file: each window is encoded once, decoded with Whisper's
+temperature fallback, cut into segments at timestamp tokens (unless the caller wants text
+only, see :func:`.pieces.decodes_timestamps`), and (when asked) aligned word by word; the
+next window starts where the last finished segment ended, its prompt carrying the piece's
+text so far.
 
 The work is written as a job (see :mod:`stenostack.models.base`): every model call is a
 step the engine may batch with other requests' steps and with the file's other pieces. A
@@ -31,8 +32,8 @@ import numpy as np
 import tokenizers
 from faster_whisper.tokenizer import Tokenizer
 
-from stenostack.audio.growing_speech import GrowingSpeech
 from stenostack.audio.samples import Speech
+from stenostack.models.assembly import TranscriptAssembly, WindowResult
 from stenostack.models.base import (
     AudioConfig,
     Capabilities,
@@ -41,17 +42,18 @@ from stenostack.models.base import (
     ModelStep,
     Placement,
     Segment,
-    SpeechToTextModel,
     Task,
     TokenLogprob,
     TranscriptionJob,
     TranscriptionOptions,
     Word,
 )
+from stenostack.models.compression import compression_ratio
 from stenostack.models.languages import WHISPER_LANGUAGES
 from stenostack.models.pieces import Piece, PiecePlan
+from stenostack.models.piecewise import PiecewiseModel
+from stenostack.models.seeds import derive_seed
 from stenostack.models.side_by_side import PieceJob, side_by_side
-from stenostack.models.whisper.assembly import TranscriptAssembly, WindowResult
 from stenostack.models.whisper.decoding import (
     COMPRESSION_RATIO_THRESHOLD,
     PROMPT_RESET_TEMPERATURE,
@@ -60,13 +62,12 @@ from stenostack.models.whisper.decoding import (
     TokenBudget,
     average_logprob,
     best_of_failed,
-    compression_ratio,
     split_by_timestamps,
     temperature_ladder,
 )
 from stenostack.models.whisper.input_sizing import InputSizing, sized_input_allowed
 from stenostack.models.whisper.pieces import WHISPER_PIECES, decodes_timestamps
-from stenostack.models.whisper.seeded_sampling import SeededSampler, derive_seed
+from stenostack.models.whisper.seeded_sampling import SeededSampler
 from stenostack.models.whisper.steps import (
     MAX_DECODER_TOKENS,
     Align,
@@ -82,6 +83,7 @@ from stenostack.models.whisper.steps import (
 from stenostack.models.whisper.units import (
     FRAMES_PER_SECOND,
     HOP_LENGTH,
+    POSITIONS_PER_SECOND,
     SAMPLE_RATE,
     WINDOW_FRAMES,
     WINDOW_SECONDS,
@@ -123,7 +125,7 @@ def trim_to_bucket(tokens: Sequence[int]) -> list[int]:
     return list(tokens[len(tokens) - kept :])
 
 
-class WhisperCT2(SpeechToTextModel):
+class WhisperCT2(PiecewiseModel):
     """A Whisper model converted to CTranslate2, on CPU or CUDA."""
 
     audio_config = AudioConfig(
@@ -208,21 +210,6 @@ class WhisperCT2(SpeechToTextModel):
 
     # -- the model interface -------------------------------------------------------------
 
-    takes_growing_speech = True
-
-    def start_transcription(
-        self, speech: Speech, options: TranscriptionOptions, on_delta: DeltaSink | None = None
-    ) -> TranscriptionJob:
-        return self._transcription(lambda _end: speech, lambda _end: True, options, on_delta)
-
-    def start_growing_transcription(
-        self,
-        speech: GrowingSpeech,
-        options: TranscriptionOptions,
-        on_delta: DeltaSink | None = None,
-    ) -> TranscriptionJob:
-        return self._transcription(speech.ready, speech.is_ready, options, on_delta)
-
     def _transcription(
         self,
         speech_until: Callable[[int], Speech],
@@ -249,7 +236,7 @@ class WhisperCT2(SpeechToTextModel):
             first_encoded = (encoded, input_frames)
             language = self._pick_language((yield DetectLanguage(encoded)))
         assert language is not None
-        transcript = TranscriptAssembly(language, options, on_delta)
+        transcript = TranscriptAssembly(language, options, on_delta, POSITIONS_PER_SECOND)
 
         def next_piece(wait: bool, index: int) -> PieceJob | None:
             nonlocal first, first_encoded

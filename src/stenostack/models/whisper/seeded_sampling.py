@@ -14,7 +14,6 @@ which is rare on speech, and by requests that ask for a temperature above 0.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,17 +22,6 @@ import ctranslate2
 
 # The seed is one per process: no two models may set it and sample at once.
 _SEED_LOCK = threading.Lock()
-# CTranslate2 reads this value as "no seed given" and seeds at random.
-_UNSEEDED = 2**32 - 1
-
-
-def derive_seed(*parts: bytes) -> int:
-    """A 32-bit seed from what makes a request what it is."""
-    digest = hashlib.blake2b(digest_size=8)
-    for part in parts:
-        digest.update(len(part).to_bytes(8, "little"))
-        digest.update(part)
-    return int.from_bytes(digest.digest(), "little") % _UNSEEDED
 
 
 class SeededSampler:

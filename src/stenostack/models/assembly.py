@@ -1,4 +1,8 @@
-"""A transcript put together from pieces that finish in any order, streamed in order."""
+"""A transcript put together from pieces that finish in any order, streamed in order.
+
+Family-neutral: a piece is decoded in one or more windows (Whisper walks a piece window by
+window; Moonshine hears a piece whole), and each window's segments are handed on here.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ from stenostack.models.base import (
     TranscriptionOptions,
 )
 from stenostack.models.languages import NO_SPACE_LANGUAGES
-from stenostack.models.whisper.units import POSITIONS_PER_SECOND
 
 
 @dataclass
@@ -33,9 +36,15 @@ class TranscriptAssembly:
     that deltas arrive in the transcript's order."""
 
     def __init__(
-        self, language: str, options: TranscriptionOptions, on_delta: DeltaSink | None
+        self,
+        language: str,
+        options: TranscriptionOptions,
+        on_delta: DeltaSink | None,
+        audio_tokens_per_second: float,
     ) -> None:
         self._language = language
+        # The model's encoder positions per second of audio: its usage's audio tokens.
+        self._audio_tokens_per_second = audio_tokens_per_second
         self._options = options
         self._on_delta = on_delta
         self._separator = "" if language in NO_SPACE_LANGUAGES else " "
@@ -85,7 +94,7 @@ class TranscriptAssembly:
             logprobs=self.logprobs if self._options.logprobs else None,
             tokens=TokenUsage(
                 # One audio token per encoder position, as OpenAI counts Whisper's input.
-                audio_tokens=math.ceil(duration * POSITIONS_PER_SECOND),
+                audio_tokens=math.ceil(duration * self._audio_tokens_per_second),
                 text_tokens=prompt_tokens,
                 output_tokens=sum(len(segment.tokens) for segment in self.segments),
             ),
