@@ -11,7 +11,7 @@ from tests.speech import compose, wav_bytes
 
 def test_models_list_with_capabilities(client: OpenAI) -> None:
     models = {model.id: model.model_dump() for model in client.models.list()}
-    assert set(models) == {"whisper-base", "whisper-tiny.en", "whisper-1"}
+    assert set(models) == {"whisper-base", "whisper-tiny.en", "moonshine-base", "whisper-1"}
     base = models["whisper-base"]["capabilities"]
     tiny = models["whisper-tiny.en"]["capabilities"]
     assert base["translation"] and base["language_detection"] and len(base["languages"]) >= 99

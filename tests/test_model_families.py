@@ -166,4 +166,4 @@ def test_every_built_in_family_registers_through_the_entry_point_group() -> None
     names = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert "'whisper-ct2'" in names
+    assert "'whisper-ct2'" in names and "'moonshine-onnx'" in names

@@ -20,7 +20,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODELS = ("whisper-base", "whisper-tiny.en")
+DEFAULT_MODELS = ("whisper-base", "whisper-tiny.en", "moonshine-base")
 # The model OpenAI's clients name by default; a request without a model gets it when served.
 OPENAI_DEFAULT_MODEL = "whisper-1"
 # Names users script against, mapped to the model they stand for.

@@ -1,0 +1,1 @@
+"""Moonshine models on ONNX Runtime."""
