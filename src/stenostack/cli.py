@@ -13,6 +13,7 @@ from stenostack.http.connection_flags import CONNECTION_SETTINGS, add_connection
 from stenostack.http.logs import configure_logging
 from stenostack.http.server import process_connection_limits, run_server
 from stenostack.models.download import add_download_command, run_download
+from stenostack.models.families import FamilyError
 from stenostack.models.registry import (
     DEFAULT_BEAM_SIZE,
     ModelRegistry,
@@ -20,7 +21,6 @@ from stenostack.models.registry import (
     choose_decoding,
     choose_placement,
 )
-from stenostack.models.families import FamilyError
 from stenostack.models.sources import ModelSourceError
 from stenostack.router.cli import add_router_command, run_router
 
