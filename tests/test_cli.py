@@ -29,6 +29,7 @@ def test_hub_id_offline_is_a_clear_error() -> None:
     assert result.returncode == 2, result.stderr
     assert "Could not get model 'Systran/faster-whisper-small'" in result.stderr
     assert "local CTranslate2 model directory" in result.stderr
+    assert "bundled models: moonshine-base, whisper-base, whisper-tiny.en" in result.stderr
     assert "Traceback" not in result.stderr
 
 

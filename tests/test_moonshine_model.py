@@ -106,17 +106,6 @@ def assert_same_segments(found: list[Transcript], expected: list[Transcript]) ->
             assert x.avg_logprob == pytest.approx(y.avg_logprob, abs=1e-4)
 
 
-def run_alone(model: MoonshineModel, job: TranscriptionJob) -> Transcript:
-    """A job run to its end with no other job beside it, as ``transcribe`` runs one."""
-    try:
-        request = next(job)
-        while True:
-            request = job.send(model.run_alone(request))
-    except StopIteration as done:
-        transcript: Transcript = done.value
-        return transcript
-
-
 # -- what it hears ---------------------------------------------------------------------------
 
 
@@ -220,7 +209,7 @@ def long_transcript(
     model: RecordingModel, long_speech: Speech
 ) -> tuple[Transcript, list[TextDelta]]:
     deltas: list[TextDelta] = []
-    return run_alone(model, model.start_transcription(long_speech, GREEDY, deltas.append)), deltas
+    return model.run_job(model.start_transcription(long_speech, GREEDY, deltas.append)), deltas
 
 
 def test_long_speech_streams_its_pieces_in_order(
@@ -260,7 +249,7 @@ def test_growing_speech_gives_the_whole_speech_transcript(
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     deltas: list[TextDelta] = []
-    transcript = run_alone(model, model.start_growing_transcription(growing, GREEDY, deltas.append))
+    transcript = model.run_job(model.start_growing_transcription(growing, GREEDY, deltas.append))
     feeder.join()
     assert list(growing.ready(10**12).breaks) == list(long_speech.breaks)
     whole, whole_deltas = long_transcript

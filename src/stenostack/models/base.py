@@ -282,7 +282,10 @@ class SpeechToTextModel(ABC):
 
     def transcribe(self, speech: Speech, options: TranscriptionOptions) -> Transcript:
         """Run one job alone, step by step (blocking)."""
-        job = self.start_transcription(speech, options)
+        return self.run_job(self.start_transcription(speech, options))
+
+    def run_job(self, job: TranscriptionJob) -> Transcript:
+        """Run ``job`` to its end with no other job beside it (blocking)."""
         try:
             request = next(job)
             while True:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from stenostack.models.families import ModelFamily
+from stenostack.models.families import ModelFamily, bundled_models
 from stenostack.models.sources import ModelSourceError, cache_dir, join_split_model
 from stenostack.models.whisper.model import WhisperCT2
 
@@ -83,8 +83,8 @@ def download_from_hub(model_id: str) -> Path:
     except Exception as exc:
         raise ModelSourceError(
             f"Could not get model '{model_id}' from the Hugging Face Hub ({type(exc).__name__}: "
-            f"{exc}). If this machine is offline, pass a local model directory instead, or "
-            "one of the bundled models."
+            f"{exc}). If this machine is offline, pass a local CTranslate2 model directory "
+            f"instead, or one of the bundled models: {', '.join(bundled_models())}."
         ) from exc
 
 
