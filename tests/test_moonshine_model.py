@@ -39,12 +39,11 @@ from stenostack.models.moonshine.steps import Decode
 from stenostack.models.moonshine.tokenizer import BinTokenizer, parse_pieces
 from stenostack.models.moonshine.units import SAMPLE_RATE
 from tests.speech import compose, noise
-from tests.texts import SENTENCES, STORY
+from tests.texts import BECKETT, SENTENCES, STORY
 from tests.wer import normalise, word_error_rate
 
 GREEDY = TranscriptionOptions(language="en")
 SAMPLED = TranscriptionOptions(language="en", temperature=0.8)
-BECKETT = "Ever tried. Ever failed. No matter. Try again. Fail again. Fail better."
 # What moonshine-cpp 0.1.4's own library (MoonshineModel().transcribe_wav) makes of it.
 BECKETT_BY_REFERENCE = "Ever tried ever failed, no matter try again fail again fail better."
 

@@ -25,6 +25,9 @@ STORY = [
     "Since that day the library has been open to everyone who visits.",
 ]
 # Short sentences; the first is what the shared ``clip`` fixture (tests/conftest.py) says.
+# Samuel Beckett's line, as a person reads it in moonshine-cpp's test-data/beckett.wav: real
+# speech that ships with the bundled Moonshine model.
+BECKETT = "Ever tried. Ever failed. No matter. Try again. Fail again. Fail better."
 COFFEE_ORDER = "I would like a large coffee with milk and no sugar."
 MEETING_MOVED = "The meeting has been moved to Thursday afternoon."
 LONG_SILENCE = 25.0  # longer than the model's window: nothing may be invented here
