@@ -18,7 +18,7 @@ import pytest
 
 from stenostack.audio.turns import FRAME_SAMPLES, StreamingVad
 from tests.faulty_model import failing_engine
-from tests.realtime_client import realtime_session
+from tests.realtime_client import RealtimeClient, realtime_session
 from tests.servers import RunningServer, async_openai_client, metric, wait_until
 from tests.speech import Recording, compose, raw_pcm
 from tests.texts import STORY
@@ -53,6 +53,7 @@ ITEM_ORDER_VAD = [
 ]
 ITEM_END = ["conversation.item.input_audio_transcription.completed", "conversation.item.done"]
 DELTA = "conversation.item.input_audio_transcription.delta"
+COMPLETED = "conversation.item.input_audio_transcription.completed"
 
 
 def check_item(events: list[dict[str, Any]], head: list[str], expected_text: str) -> None:
@@ -367,3 +368,36 @@ def test_streaming_vad_matches_one_pass_over_the_audio() -> None:
     assert len(whole) == len(samples) // FRAME_SAMPLES
     np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-4)
     assert whole.max() > 0.9 and whole[:5].max() < 0.2  # speech found, leading silence not
+
+
+def events_within(session: RealtimeClient, seconds: float) -> list[str]:
+    """The types of the events that arrive in the next ``seconds``."""
+    kinds = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            kinds.append(session.recv(timeout=max(deadline - time.monotonic(), 0.05))["type"])
+        except TimeoutError:
+            break
+    return kinds
+
+
+def test_a_clear_in_mid_speech_leaves_no_turn_behind(engine: RunningServer) -> None:
+    """Silence after a clear in the middle of a turn is silence: no turn of nothing."""
+    pcm = raw_pcm(compose([0.3, STORY[0]]).samples)
+    with realtime_session(engine.url) as session:
+        session.recv()
+        session.send("session.update", session=TINY)
+        session.recv()
+        session.append(pcm[: len(pcm) * 2 // 3], chunk_bytes=4800)
+        session.until("input_audio_buffer.speech_started")
+        session.send("input_audio_buffer.clear")
+        session.until("input_audio_buffer.cleared")
+        session.append(raw_pcm(compose([3.0]).samples), chunk_bytes=4800)
+        kinds = events_within(session, 4.0)
+        assert "input_audio_buffer.speech_started" not in kinds, kinds
+        # Speech after the clear is heard as usual.
+        session.append(raw_pcm(compose([0.3, STORY[1], 1.5]).samples), chunk_bytes=4800)
+        events = session.until("conversation.item.done")
+    completed = [e for e in events if e["type"] == COMPLETED]
+    assert len(completed) == 1 and word_error_rate(STORY[1], completed[0]["transcript"]) <= 0.3

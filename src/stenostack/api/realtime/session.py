@@ -372,9 +372,9 @@ class RealtimeSession:
 
     def _clear_buffer(self) -> None:
         self.buffer.clear()
-        self._end_turn_unheard()
-        if self._turns is not None:
-            self._turns.reset()
+        # Server VAD starts afresh: its state still heard the cleared speech, and silence
+        # after a clear in mid-speech opened and committed a turn of nothing.
+        self._start_turn_detection()
         self.emit(events.event("input_audio_buffer.cleared"))
 
     # -- turns and items ----------------------------------------------------------------
