@@ -13,12 +13,14 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps -r diarization-requirements.txt
 
 install-test: $(BIN)/python
 	./scripts/install-system-deps.sh
 	./scripts/install-chart-tools.sh
 	./scripts/install-image-tools.sh $(VENV)
 	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --no-deps -r diarization-requirements.txt
 
 run: install
 	$(BIN)/stenostack serve --host $(HOST) --port $(PORT)

@@ -1,0 +1,150 @@
+"""A transcript joined to a diarization by time: each word goes to the speaker heard most
+while it was said, and a segment is split where its words change speaker.
+
+Family-neutral: a model with word timestamps gives the words' own times; for one without,
+a segment's words are spread over its time in proportion to their length (an estimate,
+documented in docs/diarization.md). Speakers are labelled "A", "B", ... in order of first
+appearance, as OpenAI labels them, or by a known speaker's name.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import itertools
+import string
+from dataclasses import dataclass
+
+from stenostack.models.base import Segment, Word
+from stenostack.models.diarization.base import Diarization
+
+
+@dataclass(frozen=True)
+class _Timed:
+    word: Word
+    speaker: int | None
+
+
+class SpeakerAttribution:
+    """Splits segments, in transcript order, into single-speaker segments."""
+
+    def __init__(self, diarization: Diarization) -> None:
+        self._turns = sorted(diarization.turns, key=lambda turn: turn.start)
+        self._starts = [turn.start for turn in self._turns]
+        self._longest = max((turn.end - turn.start for turn in self._turns), default=0.0)
+        # For each i, the turn among the first i that ends last: the nearest one before.
+        self._latest_before: list[int | None] = [None]
+        for index, turn in enumerate(self._turns):
+            latest = self._latest_before[-1]
+            ends_later = latest is None or turn.end > self._turns[latest].end
+            self._latest_before.append(index if ends_later else latest)
+        self._names = diarization.names
+        self._labels: dict[int | None, str] = {}
+        self._last: int | None = None
+
+    def split(self, segment: Segment) -> list[Segment]:
+        """``segment`` as one or more segments with a ``speaker`` each, times unchanged."""
+        words = segment.words or _estimated_words(segment)
+        if not words:
+            return []
+        timed = [_Timed(word, self._speaker_of(word)) for word in words]
+        runs: list[list[_Timed]] = []
+        for item in timed:
+            if runs and runs[-1][0].speaker == item.speaker:
+                runs[-1].append(item)
+            else:
+                runs.append([item])
+        # Each part's text is cut from the segment's at its first word, so that spacing and
+        # punctuation stay as the model wrote them.
+        positions = _word_starts(segment.text, [item.word.word for item in timed])
+        run_firsts = itertools.accumulate([0] + [len(run) for run in runs[:-1]])
+        starts = [positions[first] for first in run_firsts]
+        parts = []
+        for index, run in enumerate(runs):
+            first, last = index == 0, index == len(runs) - 1
+            text = segment.text[0 if first else starts[index] : None if last else starts[index + 1]]
+            parts.append(
+                dataclasses.replace(
+                    segment,
+                    start=segment.start if first else run[0].word.start,
+                    end=segment.end if last else run[-1].word.end,
+                    text=text,
+                    # The tokens are not split: they stay with the segment's first part.
+                    tokens=segment.tokens if first else [],
+                    words=[item.word for item in run] if segment.words else [],
+                    speaker=self._label(run[0].speaker),
+                )
+            )
+        return parts
+
+    def _speaker_of(self, word: Word) -> int | None:
+        """The speaker heard longest during the word; the nearest turn's if none was; the
+        previous word's if there are no turns at all."""
+        overlap: dict[int, float] = {}
+        left = bisect.bisect_left(self._starts, word.start - self._longest)
+        right = bisect.bisect_left(self._starts, word.end)
+        for turn in self._turns[left:right]:
+            shared = min(turn.end, word.end) - max(turn.start, word.start)
+            if shared > 0:
+                overlap[turn.speaker] = overlap.get(turn.speaker, 0.0) + shared
+        if overlap:
+            self._last = max(overlap, key=lambda speaker: overlap[speaker])
+            return self._last
+        before = self._latest_before[right]
+        after = right if right < len(self._turns) else None
+        gaps = {
+            index: max(self._turns[index].start - word.end, word.start - self._turns[index].end)
+            for index in (before, after)
+            if index is not None
+        }
+        if gaps:
+            self._last = self._turns[min(gaps, key=lambda index: gaps[index])].speaker
+        return self._last
+
+    def _label(self, speaker: int | None) -> str:
+        if speaker is not None and speaker in self._names:
+            return self._names[speaker]
+        if speaker not in self._labels:
+            self._labels[speaker] = _letters(len(self._labels))
+        return self._labels[speaker]
+
+
+def _word_starts(text: str, words: list[str]) -> list[int]:
+    """Where each of ``words`` (in order, possibly stripped of punctuation) starts in
+    ``text``; a word not found starts where the one before it did."""
+    starts, position = [], 0
+    for word in words:
+        found = text.find(word.strip(), position)
+        start = position
+        if found >= 0:
+            start = found
+            position = found + len(word.strip())
+            # The space before the word goes with it, as the model's own segments begin.
+            while start > 0 and text[start - 1].isspace():
+                start -= 1
+        starts.append(start)
+    return starts
+
+
+def _letters(index: int) -> str:
+    """ "A", "B", ..., "Z", "AA", "AB", ... for 0, 1, ..."""
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = string.ascii_uppercase[remainder] + letters
+    return letters
+
+
+def _estimated_words(segment: Segment) -> list[Word]:
+    """The segment's words with times spread over it in proportion to their length."""
+    pieces = segment.text.split()
+    total = sum(len(piece) + 1 for piece in pieces)
+    span = max(segment.end - segment.start, 0.0)
+    words, position = [], 0
+    for piece in pieces:
+        start = segment.start + span * position / total
+        position += len(piece) + 1
+        end = segment.start + span * position / total
+        words.append(Word(" " + piece, round(start, 3), round(end, 3), 0.0))
+    return words
