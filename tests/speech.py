@@ -168,3 +168,11 @@ def pyav_encode(
 def save(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def decoded(data: bytes) -> Samples:
+    """An audio file's samples as float32 mono at 16 kHz (the engine's own decoder)."""
+    from stenostack.audio.decode import decode_audio
+    from stenostack.audio.samples import to_float32
+
+    return to_float32(decode_audio(io.BytesIO(data), RATE, 3600.0).samples)

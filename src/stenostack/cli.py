@@ -149,6 +149,27 @@ def build_parser() -> argparse.ArgumentParser:
         "session is closed (1008).",
     )
     serve.add_argument(
+        "--diarization",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.diarization,
+        help="Load the speaker diarization model (response_format=diarized_json); "
+        "--no-diarization saves its memory and answers diarization requests with a 400.",
+    )
+    serve.add_argument(
+        "--diarization-dir",
+        type=Path,
+        default=defaults.diarization_dir,
+        metavar="DIR",
+        help="A directory holding the diarization model's files (segmentation-3.0.onnx and "
+        "Resemblyzer's pretrained.pt). Default: the pinned packages' files.",
+    )
+    serve.add_argument(
+        "--diarization-threads",
+        type=int,
+        default=defaults.diarization_threads,
+        help="Threads of the diarization model's segmentation calls.",
+    )
+    serve.add_argument(
         "--log-level",
         default=defaults.log_level,
         choices=["critical", "error", "warning", "info", "debug"],
@@ -183,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         realtime_idle_timeout_s=args.realtime_idle_timeout_s,
         realtime_max_message_bytes=args.realtime_max_message_bytes,
         realtime_max_pending_event_bytes=args.realtime_max_pending_event_bytes,
+        diarization=args.diarization,
+        diarization_dir=args.diarization_dir,
+        diarization_threads=args.diarization_threads,
         log_level=args.log_level,
         **{name: getattr(args, name) for name in CONNECTION_SETTINGS},
     )

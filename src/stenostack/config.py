@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from stenostack.http.connection_limits import ConnectionSettings
 from stenostack.models.sources import DEFAULT_ALIASES, DEFAULT_MODELS
@@ -58,6 +59,11 @@ class EngineSettings(ConnectionSettings):
     # Keys callers must send as "Authorization: Bearer KEY" (none: open). Every key from
     # STENOSTACK_API_KEYS, --api-key and --api-key-file is accepted.
     api_keys: list[str] = field(default_factory=lambda: _env_list("STENOSTACK_API_KEYS"))
+    # Speaker diarization: whether to load its model, from where (None: the pinned
+    # packages), and its segmentation's threads.
+    diarization: bool = True
+    diarization_dir: Path | None = None
+    diarization_threads: int = 1
     log_level: str = "info"
 
     @property

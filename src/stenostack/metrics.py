@@ -99,6 +99,22 @@ class EngineMetrics:
             ["code"],
             registry=self.registry,
         )
+        self.diarization_duration = Histogram(
+            "stenostack_diarization_duration_seconds",
+            "Time the diarization model worked on one request's speech (waiting excluded).",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.diarization_audio_seconds = Counter(
+            "stenostack_diarization_audio_seconds",
+            "Seconds of speech diarized (speech only: long silences are cut before).",
+            registry=self.registry,
+        )
+        self.diarizations_waiting = Gauge(
+            "stenostack_diarizations_waiting",
+            "Requests whose diarization waits for the diarization thread.",
+            registry=self.registry,
+        )
         self.realtime_interim_passes = Counter(
             "stenostack_realtime_interim_passes",
             "Passes over realtime turns still being spoken, for interim results, by model and "

@@ -19,6 +19,7 @@ from stenostack.api.limits import UploadLimitMiddleware
 from stenostack.api.realtime import routes as realtime_routes
 from stenostack.api.realtime.limits import RealtimeLimits, SessionSlots
 from stenostack.config import EngineSettings
+from stenostack.engine.diarization_lane import DiarizationLane
 from stenostack.engine.engine import Engine, EngineLimits
 from stenostack.http.auth import ApiKeyMiddleware, ApiKeys
 from stenostack.http.drain import Drain, RefuseWhileDraining
@@ -36,14 +37,19 @@ def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
         max_queued_audio_seconds=settings.max_queued_audio_seconds,
         gather_window_s=settings.batch_gather_ms / 1000,
     )
-    engine = Engine(registry, metrics, limits)
+    diarization = DiarizationLane(metrics, settings.diarization_dir, settings.diarization_threads)
+    if not settings.diarization:
+        diarization.disable("it was turned off (--no-diarization)")
+    engine = Engine(registry, metrics, limits, diarization)
     drain = Drain(settings.drain_notice_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         drain.install()
         # Load in the background: /health answers at once, /ready once the models are in.
-        loading = asyncio.get_running_loop().run_in_executor(None, _load_or_stop, registry)
+        loading = asyncio.get_running_loop().run_in_executor(
+            None, _load_or_stop, registry, diarization if settings.diarization else None
+        )
         yield
         engine.shutdown()
         await asyncio.wait([loading], timeout=1)
@@ -80,8 +86,10 @@ def _is_work(scope: Scope) -> bool:
     return scope["type"] == "websocket" or scope.get("method") == "POST"
 
 
-def _load_or_stop(registry: ModelRegistry) -> None:
+def _load_or_stop(registry: ModelRegistry, diarization: DiarizationLane | None) -> None:
     try:
+        if diarization is not None:  # first, so that /ready means diarization is ready too
+            diarization.load()
         registry.load()
         log.info("models ready: %s", ", ".join(registry.served_names()))
     except Exception:

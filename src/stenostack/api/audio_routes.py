@@ -49,7 +49,12 @@ async def _handle(request: Request, task: Task, endpoint: str) -> Response:
                 return stream
             result = await unless_disconnected(
                 request,
-                engine.run(audio_request.model, audio_request.file.file, audio_request.options),
+                engine.run(
+                    audio_request.model,
+                    audio_request.file.file,
+                    audio_request.options,
+                    speakers=audio_request.speakers,
+                ),
             )
         finally:
             if not streaming:
@@ -76,6 +81,7 @@ async def _open_stream(
             audio_request.options,
             on_admitted=admitted.set,
             on_delta=deltas.put_nowait,
+            speakers=audio_request.speakers,
         )
     )
     try:

@@ -1,4 +1,10 @@
-"""Transcripts rendered as OpenAI's response formats: json, verbose_json, text, srt, vtt."""
+"""Transcripts rendered as OpenAI's response formats: json, verbose_json, text, srt, vtt and
+diarized_json.
+
+Where speakers were asked for, they show in each format's own way: ``speaker`` on each
+``diarized_json`` and ``verbose_json`` segment, a WebVTT voice tag (``<v A>``), and an
+``A: `` before each cue of SRT and each speaker's turn in text.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,8 @@ def render(
 ) -> Response:
     fmt = request.response_format
     if fmt == "text":
+        if request.speakers is not None:
+            return PlainTextResponse(speaker_text(transcript.segments))
         return PlainTextResponse(transcript.text + "\n")
     if fmt == "srt":
         return PlainTextResponse(to_srt(transcript.segments))
@@ -29,6 +37,8 @@ def render(
         return PlainTextResponse(to_vtt(transcript.segments))
     if fmt == "verbose_json":
         return JSONResponse(verbose_json(request, transcript, model, task))
+    if fmt == "diarized_json":
+        return JSONResponse(diarized_json(transcript, model))
     body: dict[str, Any] = {"text": transcript.text}
     if task == "transcribe":
         if transcript.logprobs is not None:
@@ -45,10 +55,7 @@ def verbose_json(
         "language": "english" if task == "translate" else language_name(transcript.language),
         "duration": round(transcript.duration, 3),
         "text": transcript.text,
-        "segments": [
-            {name: getattr(segment, name) for name in SEGMENT_FIELDS}
-            for segment in transcript.segments
-        ],
+        "segments": [_verbose_segment(segment) for segment in transcript.segments],
     }
     if task == "translate":
         return body
@@ -58,6 +65,52 @@ def verbose_json(
         body["logprobs"] = [asdict(item) for item in transcript.logprobs]
     body["usage"] = model.usage(transcript.duration)
     return body
+
+
+def _verbose_segment(segment: Segment) -> dict[str, Any]:
+    body = {name: getattr(segment, name) for name in SEGMENT_FIELDS}
+    if segment.speaker is not None:
+        body["speaker"] = segment.speaker
+    return body
+
+
+def diarized_segment(segment: Segment) -> dict[str, Any]:
+    """A segment as OpenAI's ``TranscriptionDiarizedSegment`` (and the stream's
+    ``transcript.text.segment`` event)."""
+    return {
+        "type": "transcript.text.segment",
+        "id": f"seg_{segment.id}",
+        "start": segment.start,
+        "end": segment.end,
+        "text": segment.text.strip(),
+        "speaker": segment.speaker or "",
+    }
+
+
+def diarized_json(transcript: Transcript, model: SpeechToTextModel) -> dict[str, Any]:
+    return {
+        "task": "transcribe",
+        "duration": round(transcript.duration, 3),
+        "text": transcript.text,
+        "segments": [diarized_segment(s) for s in transcript.segments if s.text.strip()],
+        "usage": model.usage(transcript.duration),
+    }
+
+
+def speaker_text(segments: list[Segment]) -> str:
+    """One line per speaker's turn: ``A: what they said``."""
+    lines: list[str] = []
+    speaker = None
+    for segment in segments:
+        text = segment.text.strip()
+        if not text:
+            continue
+        if lines and segment.speaker == speaker:
+            lines[-1] += " " + text
+        else:
+            lines.append(f"{segment.speaker}: {text}")
+            speaker = segment.speaker
+    return "".join(line + "\n" for line in lines)
 
 
 def subtitle_time(seconds: float, decimal_marker: str) -> str:
@@ -78,7 +131,10 @@ def to_srt(segments: list[Segment]) -> str:
     blocks = []
     for number, segment in enumerate((s for s in segments if s.text.strip()), start=1):
         timing = f"{subtitle_time(segment.start, ',')} --> {subtitle_time(segment.end, ',')}"
-        blocks.append(f"{number}\n{timing}\n{_cue_text(segment.text)}\n\n")
+        text = _cue_text(segment.text)
+        if segment.speaker is not None:
+            text = f"{segment.speaker}: {text}"
+        blocks.append(f"{number}\n{timing}\n{text}\n\n")
     return "".join(blocks)
 
 
@@ -87,7 +143,14 @@ def to_vtt(segments: list[Segment]) -> str:
     for segment in segments:
         if not segment.text.strip():
             continue
-        text = _cue_text(segment.text).replace("&", "&amp;").replace("<", "&lt;")
+        text = _vtt_escaped(_cue_text(segment.text))
+        if segment.speaker is not None:
+            # A voice tag: players show the name, and captions styled per voice.
+            text = f"<v {_vtt_escaped(segment.speaker).replace('>', '&gt;')}>{text}"
         timing = f"{subtitle_time(segment.start, '.')} --> {subtitle_time(segment.end, '.')}"
         blocks.append(f"{timing}\n{text}\n\n")
     return "".join(blocks)
+
+
+def _vtt_escaped(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;")

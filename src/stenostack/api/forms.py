@@ -2,10 +2,15 @@
 
 The SDK sends lists as repeated ``key[]`` fields, mappings as ``key[sub]`` fields, booleans
 as ``"true"``/``"false"`` and numbers with ``str()``. Unknown fields are ignored.
+Speakers (diarization) are asked for with ``response_format=diarized_json`` as OpenAI does,
+or, as this server's extension, ``diarize=true`` with a format that shows segments; the
+extensions ``min_speakers`` and ``max_speakers`` bound their number.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import json
 import math
@@ -17,18 +22,29 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 
 from stenostack.audio.vad_settings import FILE_VAD, VadSettings
+from stenostack.engine.diarization_lane import REFERENCES_PARAM, ReferenceClip, SpeakerRequest
 from stenostack.errors import ClientDisconnected, InvalidRequest
 from stenostack.models.base import Task, TranscriptionOptions
+from stenostack.models.diarization.base import SpeakerCount
 
-ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt", "diarized_json"]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 # The formats that show when each segment was said.
-TIMED_FORMATS = ("srt", "verbose_json", "vtt")
+TIMED_FORMATS = ("srt", "verbose_json", "vtt", "diarized_json")
+# The formats that show speakers when asked (diarized_json always does).
+SPEAKER_FORMATS = ("text", "srt", "verbose_json", "vtt", "diarized_json")
+STREAMED_FORMATS = ("json", "text", "diarized_json")
 GRANULARITIES = ("segment", "word")
 INCLUDES = ("logprobs",)
-# Bounds on the form itself: one file, a few short fields.
+# Bounds on the form itself: one file and a few fields.
 MAX_FIELDS = 64
-MAX_FIELD_BYTES = 64 * 1024
+# A field may hold a known speaker's reference clip as a base64 data URL: 10 s of 16-bit
+# 48 kHz mono WAV is 1.3 MB so.
+MAX_FIELD_BYTES = 2 * 1024 * 1024
+# OpenAI's bound on known speakers; and ours on the speakers a caller may ask for.
+MAX_KNOWN_SPEAKERS = 4
+MAX_SPEAKERS = 32
+MAX_SPEAKER_NAME_CHARS = 64
 # chunking_strategy is a flat object of four short fields; a bound on its text bounds the
 # nesting depth too, so the JSON parser can never recurse past the interpreter's limit.
 MAX_CHUNKING_STRATEGY_CHARS = 1024
@@ -50,6 +66,7 @@ class AudioRequest:
     options: TranscriptionOptions
     granularities: frozenset[str]
     stream: bool = False
+    speakers: SpeakerRequest | None = None  # None: no diarization
 
 
 async def read_form(request: Request) -> FormData:
@@ -87,13 +104,14 @@ def parse_audio_form(form: FormData, task: Task) -> AudioRequest:
             code="unsupported_response_format",
         )
     stream = _boolean(form, "stream")
-    if stream and response_format not in ("json", "text"):
+    if stream and response_format not in STREAMED_FORMATS:
         raise InvalidRequest(
             "stream=true sends server-sent events of the text; it works with response_format "
-            f"json or text, not '{response_format}'.",
+            f"json, text or diarized_json, not '{response_format}'.",
             param="stream",
             code="unsupported_parameter",
         )
+    speakers = _speakers(form, task, response_format, stream)
 
     granularities = frozenset(_list(form, "timestamp_granularities", GRANULARITIES))
     includes = frozenset(_list(form, "include", INCLUDES))
@@ -118,7 +136,131 @@ def parse_audio_form(form: FormData, task: Task) -> AudioRequest:
         logprobs="logprobs" in includes,
         vad=_chunking_strategy(form),
     )
-    return AudioRequest(upload, model, response_format, options, granularities, stream)  # type: ignore[arg-type]
+    return AudioRequest(
+        upload,
+        model,
+        response_format,  # type: ignore[arg-type]
+        options,
+        granularities,
+        stream,
+        speakers,
+    )
+
+
+def _speakers(
+    form: FormData, task: Task, response_format: str, stream: bool
+) -> SpeakerRequest | None:
+    """What the caller asked of diarization, checked; None if speakers were not asked for."""
+    asked = _boolean(form, "diarize")
+    names = _texts(form, "known_speaker_names")
+    references = _texts(form, "known_speaker_references")
+    minimum = _speaker_number(form, "min_speakers")
+    maximum = _speaker_number(form, "max_speakers")
+    if response_format != "diarized_json" and not asked:
+        for param, given in (
+            ("known_speaker_names[]", names),
+            (REFERENCES_PARAM, references),
+            ("min_speakers", minimum),
+            ("max_speakers", maximum),
+        ):
+            if given:
+                raise InvalidRequest(
+                    f"{param} applies to speakers: use response_format=diarized_json "
+                    "(or diarize=true).",
+                    param=param,
+                )
+        return None
+    if task == "translate":
+        raise InvalidRequest(
+            "Translations have no speakers: diarization is for transcriptions.",
+            param="response_format" if response_format == "diarized_json" else "diarize",
+        )
+    if response_format not in SPEAKER_FORMATS:
+        raise InvalidRequest(
+            f"response_format '{response_format}' shows no speakers: use diarized_json "
+            "(or diarize=true with verbose_json, srt, vtt or text).",
+            param="diarize",
+        )
+    if stream and response_format != "diarized_json":
+        raise InvalidRequest(
+            "A stream shows speakers with response_format=diarized_json.", param="diarize"
+        )
+    if minimum and maximum and minimum > maximum:
+        raise InvalidRequest(
+            f"min_speakers ({minimum}) is more than max_speakers ({maximum}).",
+            param="min_speakers",
+        )
+    return SpeakerRequest(SpeakerCount(minimum, maximum), _known_speakers(names, references))
+
+
+def _known_speakers(names: list[str], references: list[str]) -> tuple[ReferenceClip, ...]:
+    if len(names) != len(references):
+        raise InvalidRequest(
+            f"Got {len(names)} known_speaker_names[] and {len(references)} "
+            "known_speaker_references[]: each known speaker needs a name and a reference clip.",
+            param=REFERENCES_PARAM if names else "known_speaker_names[]",
+        )
+    if len(names) > MAX_KNOWN_SPEAKERS:
+        raise InvalidRequest(
+            f"At most {MAX_KNOWN_SPEAKERS} known speakers, got {len(names)}.",
+            param="known_speaker_names[]",
+        )
+    for name in names:
+        if not name or len(name) > MAX_SPEAKER_NAME_CHARS or not name.isprintable():
+            raise InvalidRequest(
+                f"A known speaker's name must be 1 to {MAX_SPEAKER_NAME_CHARS} printable "
+                f"characters, got {name!r}.",
+                param="known_speaker_names[]",
+            )
+    if len(set(names)) != len(names):
+        raise InvalidRequest("Known speakers' names must differ.", param="known_speaker_names[]")
+    return tuple(
+        ReferenceClip(name, _data_url_bytes(index, reference))
+        for index, (name, reference) in enumerate(zip(names, references, strict=True))
+    )
+
+
+def _data_url_bytes(index: int, url: str) -> bytes:
+    """The bytes of a base64 data URL (``data:audio/wav;base64,...``)."""
+    header, comma, payload = url.partition(",")
+    if not (header.startswith("data:") and header.endswith(";base64") and comma):
+        raise InvalidRequest(
+            f"known_speaker_references[{index}] must be a base64 data URL of an audio clip, "
+            "like 'data:audio/wav;base64,UklGR...'.",
+            param=REFERENCES_PARAM,
+        )
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        data = b""
+    if not data:
+        raise InvalidRequest(
+            f"known_speaker_references[{index}] holds no valid base64 data.",
+            param=REFERENCES_PARAM,
+        )
+    return data
+
+
+def _speaker_number(form: FormData, name: str) -> int | None:
+    raw = _text(form, name)
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_SPEAKERS:
+        raise InvalidRequest(
+            f"{name} must be a whole number from 1 to {MAX_SPEAKERS}, got '{raw}'.", param=name
+        )
+    return int(raw)
+
+
+def _texts(form: FormData, name: str) -> list[str]:
+    """A list field's values as sent (``name[]`` or ``name``), never split at commas."""
+    values = []
+    for key in (f"{name}[]", name):
+        for raw in form.getlist(key):
+            if isinstance(raw, UploadFile):
+                raise InvalidRequest(f"'{key}' must be a text field.", param=f"{name}[]")
+            values.append(raw.strip())
+    return values
 
 
 def _text(form: FormData, name: str) -> str | None:

@@ -1,7 +1,8 @@
 """``stream=true``: a transcript as OpenAI's server-sent events, piece by piece.
 
 The wire form is what the official SDK's ``Stream`` reads: ``data: {json}`` frames of
-``transcript.text.delta`` events as each piece of text is final, exactly one
+``transcript.text.delta`` events as each piece of text is final (with speakers, each
+followed by its ``transcript.text.segment``, once its speaker is known too), exactly one
 ``transcript.text.done`` with the whole text and usage, then ``data: [DONE]``. The response
 starts only once the engine has decoded and admitted the audio (with growing speech, its
 first windows), so bad audio and a full queue are still ordinary 4xx answers (and a router
@@ -22,6 +23,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from stenostack.api.formats import diarized_segment
 from stenostack.api.request_record import RequestRecord, reported_error
 from stenostack.engine.engine import EngineResult
 from stenostack.errors import APIError, ClientDisconnected
@@ -41,6 +43,8 @@ def sse(payload: dict[str, Any] | str) -> bytes:
 
 def delta_event(delta: TextDelta) -> dict[str, Any]:
     event: dict[str, Any] = {"type": "transcript.text.delta", "delta": delta.text}
+    if delta.segment is not None and delta.segment.speaker is not None:
+        event["segment_id"] = f"seg_{delta.segment.id}"
     if delta.logprobs is not None:
         event["logprobs"] = [asdict(item) for item in delta.logprobs]
     return event
@@ -99,7 +103,12 @@ class TranscriptEventStream(StreamingResponse):
 
     async def _events(self, deltas: asyncio.Queue[TextDelta], task: Task) -> AsyncIterator[bytes]:
         async for delta in self._pieces(deltas):
-            yield b": keep-alive\n\n" if delta is None else sse(delta_event(delta))
+            if delta is None:
+                yield b": keep-alive\n\n"
+                continue
+            yield sse(delta_event(delta))
+            if delta.segment is not None and delta.segment.speaker is not None:
+                yield sse(diarized_segment(delta.segment))
         try:
             result = self._work.result()
         except Exception as exc:

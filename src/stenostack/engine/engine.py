@@ -12,6 +12,7 @@ each call over the cores, so the event loop stays free to serve HTTP while the m
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -29,11 +30,13 @@ from stenostack.audio.decode import (
 from stenostack.audio.growing_speech import SpeechPreparation
 from stenostack.engine.admission import AudioQueueBound
 from stenostack.engine.decode_lanes import DecodeLanes
+from stenostack.engine.diarization_lane import DiarizationLane, SpeakerRequest
 from stenostack.engine.memory import release_free_memory
 from stenostack.engine.pipeline import (
     PreparedAudio,
     finish_transcript,
     growing_speech_enabled,
+    on_file_timeline,
     prepare_audio,
     prepare_growing,
     prepared_from,
@@ -41,8 +44,10 @@ from stenostack.engine.pipeline import (
     silent_transcript,
 )
 from stenostack.engine.scheduler import BatchScheduler, Ticket, WorkClass
+from stenostack.engine.speaker_join import SpeakerJoin
 from stenostack.metrics import EngineMetrics
 from stenostack.models.base import (
+    Capabilities,
     DeltaSink,
     SpeechToTextModel,
     TextDelta,
@@ -80,11 +85,16 @@ class EngineLimits:
 
 class Engine:
     def __init__(
-        self, registry: ModelRegistry, metrics: EngineMetrics, limits: EngineLimits
+        self,
+        registry: ModelRegistry,
+        metrics: EngineMetrics,
+        limits: EngineLimits,
+        diarization: DiarizationLane | None = None,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
         self.limits = limits
+        self.diarization = diarization or DiarizationLane(metrics)
         workers = max(os.cpu_count() or 1, 2)
         self._lanes = DecodeLanes(
             workers,
@@ -113,6 +123,7 @@ class Engine:
         on_admitted: Callable[[], None] | None = None,
         on_delta: DeltaSink | None = None,
         work_class: WorkClass = "file",
+        speakers: SpeakerRequest | None = None,
     ) -> EngineResult:
         """Transcribe ``source``: a file to decode, or audio already decoded.
 
@@ -121,10 +132,15 @@ class Engine:
         decoded and the model has accepted the work, so a streaming response knows that no
         4xx can come any more. ``on_delta`` is called on the event loop with each piece of
         text as soon as it is final. ``work_class`` says which class shares model time
-        with the other (a live turn passes ``"live"``). Cancelling the caller's task cancels
-        the remaining work.
+        with the other (a live turn passes ``"live"``). With ``speakers``, the speech is also
+        diarized, beside the transcription, and the segments (and deltas) come split by
+        speaker. Cancelling the caller's task cancels the remaining work.
         """
         root, model, options = self.model_for(model_name, options)
+        if speakers is not None:
+            diarizer = self.diarization.diarizer(model.audio_config.sample_rate)
+            options = _timed_for_speakers(options, model.capabilities)
+            known = await self.diarization.known_speakers(diarizer, speakers.references)
         scheduler = self._scheduler(root, model)
         bound = self._bound(root)
         loop = asyncio.get_running_loop()
@@ -144,6 +160,7 @@ class Engine:
                 on_delta is not None
                 and _takes_growing(model)
                 and not isinstance(source, DecodedAudio)
+                and speakers is None  # diarization needs the whole speech
             ):
                 growing = prepare_growing(
                     source, model.audio_config, self.limits.max_audio_seconds, options, expected
@@ -169,17 +186,37 @@ class Engine:
 
         finished = False
         started = time.perf_counter()
+        join: SpeakerJoin | None = None
+        ticket: Ticket | None = None
         try:  # from here on, whatever happens gives the admitted audio back
             if on_admitted is not None:
                 on_admitted()
+            if speakers is not None:
+                diarizing = self.diarization.diarize(
+                    diarizer, prepared.speech.samples, speakers.count, known
+                )
+                join = SpeakerJoin(
+                    diarizing,
+                    functools.partial(
+                        on_file_timeline, prepared=prepared, audio_config=model.audio_config
+                    ),
+                    on_delta,
+                )
             ticket = scheduler.submit(
-                model.start_transcription(prepared.speech, options, _on_loop(loop, on_delta)),
+                model.start_transcription(
+                    prepared.speech, options, _on_loop(loop, join.take if join else on_delta)
+                ),
                 work_class,
             )
             transcript = await asyncio.wrap_future(ticket.future)
+            if join is not None:
+                transcript = await join.finish(transcript)
             finished = True
-        except asyncio.CancelledError:
-            ticket.cancel()
+        except BaseException:
+            if ticket is not None:
+                ticket.cancel()
+            if join is not None:
+                join.cancel()
             raise
         finally:
             _release(bound, prepared.duration, finished=finished)
@@ -343,8 +380,21 @@ class Engine:
 
     def shutdown(self) -> None:
         self._lanes.close()
+        self.diarization.close()
         for scheduler in self._schedulers.values():
             scheduler.close()
+
+
+def _timed_for_speakers(
+    options: TranscriptionOptions, capabilities: Capabilities
+) -> TranscriptionOptions:
+    """Options whose transcript can be joined to speakers by time: segment times, and word
+    times where the model has them (a segment is split where its words change speaker)."""
+    return dataclasses.replace(
+        options,
+        segment_timestamps=True,
+        word_timestamps=options.word_timestamps or capabilities.word_timestamps,
+    )
 
 
 def _takes_growing(model: SpeechToTextModel) -> bool:

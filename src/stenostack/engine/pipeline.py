@@ -10,6 +10,7 @@ the model: put every time back on the uploaded file's timeline.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -19,7 +20,13 @@ from stenostack.audio.growing_speech import GrowingSpeech, SpeechPreparation
 from stenostack.audio.samples import Speech
 from stenostack.audio.timeline import SpeechTimeline
 from stenostack.audio.vad import find_speech
-from stenostack.models.base import AudioConfig, SpeechToTextModel, Transcript, TranscriptionOptions
+from stenostack.models.base import (
+    AudioConfig,
+    Segment,
+    SpeechToTextModel,
+    Transcript,
+    TranscriptionOptions,
+)
 
 # A pause at least this long (after VAD padding) is a hard break: decoding windows stop at
 # it, so that no segment reaches across the silence.
@@ -110,15 +117,27 @@ def finish_transcript(
     transcript: Transcript, prepared: PreparedAudio, audio_config: AudioConfig
 ) -> Transcript:
     """Map the model's times (on the joined speech) back onto the uploaded file."""
-    timeline = prepared.timeline
-    frames_per_second = audio_config.frames_per_second  # the unit of ``seek``
     for segment in transcript.segments:
-        segment.start = timeline.to_file_time(segment.start)
-        segment.end = timeline.to_file_time(segment.end, is_end=True)
-        seek_seconds = timeline.to_file_time(segment.seek / frames_per_second)
-        segment.seek = round(seek_seconds * frames_per_second)
-        for word in segment.words:
-            word.start = timeline.to_file_time(word.start)
-            word.end = max(timeline.to_file_time(word.end, is_end=True), word.start)
+        _to_file_time(segment, prepared.timeline, audio_config)
     transcript.duration = prepared.duration
     return transcript
+
+
+def on_file_timeline(
+    segment: Segment, prepared: PreparedAudio, audio_config: AudioConfig
+) -> Segment:
+    """A copy of ``segment`` with its times on the uploaded file (it is left as it was)."""
+    copy = dataclasses.replace(segment, words=[dataclasses.replace(w) for w in segment.words])
+    _to_file_time(copy, prepared.timeline, audio_config)
+    return copy
+
+
+def _to_file_time(segment: Segment, timeline: SpeechTimeline, audio_config: AudioConfig) -> None:
+    frames_per_second = audio_config.frames_per_second  # the unit of ``seek``
+    segment.start = timeline.to_file_time(segment.start)
+    segment.end = timeline.to_file_time(segment.end, is_end=True)
+    seek_seconds = timeline.to_file_time(segment.seek / frames_per_second)
+    segment.seek = round(seek_seconds * frames_per_second)
+    for word in segment.words:
+        word.start = timeline.to_file_time(word.start)
+        word.end = max(timeline.to_file_time(word.end, is_end=True), word.start)

@@ -78,10 +78,11 @@ class TranscriptAssembly:
             piece = segment.text.strip()
             if not piece:
                 continue
-            delta = TextDelta((self._separator if self.text else "") + piece, segment_logprobs)
-            self.text += delta.text
+            text = (self._separator if self.text else "") + piece
+            self.text += text
             if self._on_delta is not None:
-                self._on_delta(delta if self._options.logprobs else TextDelta(delta.text))
+                logprobs = segment_logprobs if self._options.logprobs else None
+                self._on_delta(TextDelta(text, logprobs, segment))
         self.logprobs += window.logprobs
 
     def result(self, duration: float, prompt_tokens: int) -> Transcript:

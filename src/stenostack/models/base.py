@@ -91,6 +91,7 @@ class Segment:
     compression_ratio: float
     no_speech_prob: float
     words: list[Word] = field(default_factory=list)
+    speaker: str | None = None  # who said it, where speakers were asked for
 
 
 @dataclass
@@ -146,6 +147,8 @@ class TextDelta:
 
     text: str
     logprobs: list[TokenLogprob] | None = None
+    # The segment the text comes from, on the speech's timeline (for diarization).
+    segment: Segment | None = None
 
 
 #: Called (on the model's thread) with each delta as soon as it is final.
