@@ -44,6 +44,7 @@ class SpeakerAttribution:
 
     def split(self, segment: Segment) -> list[Segment]:
         """``segment`` as one or more segments with a ``speaker`` each, times unchanged."""
+        timed_words = bool(segment.words)
         words = segment.words or _estimated_words(segment)
         if not words:
             return []
@@ -66,8 +67,10 @@ class SpeakerAttribution:
             parts.append(
                 dataclasses.replace(
                     segment,
-                    start=segment.start if first else run[0].word.start,
-                    end=segment.end if last else run[-1].word.end,
+                    # Timed words say when the speaker spoke more closely than the
+                    # segment, which may begin in the silence before them.
+                    start=run[0].word.start if timed_words or not first else segment.start,
+                    end=run[-1].word.end if timed_words or not last else segment.end,
                     text=text,
                     # The tokens are not split: they stay with the segment's first part.
                     tokens=segment.tokens if first else [],

@@ -1,5 +1,5 @@
-"""Voices grouped into speakers: agglomerative clustering of voice prints, then each
-window's local speakers matched to distinct speakers, and speakers to known names."""
+"""Voices grouped into speakers by agglomerative clustering of voice prints, and speakers
+matched to known names."""
 
 from __future__ import annotations
 
@@ -63,22 +63,6 @@ def _renumbered(labels: Labels) -> Labels:
 def centroids(voices: Embeddings, labels: Labels) -> Embeddings:
     """Each speaker's mean voice, unit length: [speakers, dimensions]."""
     return unit(np.stack([voices[labels == k].mean(axis=0) for k in range(labels.max() + 1)]))
-
-
-def assign_local_speakers(similarity: npt.NDArray[np.float32]) -> Labels:
-    """For one window, the speaker of each local speaker: [local] speaker numbers.
-
-    Two voices heard at once in one window are two people, so the local speakers go to
-    distinct speakers, the assignment that agrees most with their voices.
-    """
-    local, speakers = similarity.shape
-    assigned = np.full(local, -1, dtype=np.int64)
-    rows, columns = linear_sum_assignment(similarity, maximize=True)
-    assigned[rows] = columns
-    if local > speakers:  # fewer speakers than voices in the window: the rest share
-        unassigned = assigned < 0
-        assigned[unassigned] = np.argmax(similarity[unassigned], axis=1)
-    return assigned
 
 
 def match_known(centres: Embeddings, known: Embeddings, min_similarity: float) -> dict[int, int]:
