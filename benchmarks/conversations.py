@@ -449,6 +449,31 @@ def real_conversations(cache: Path = DEFAULT_CACHE) -> list[Conversation]:
     ]
 
 
+MEETING_GAP_S = 1.0  # between one conversation and the next in a long meeting
+
+
+def meeting(conversations: Sequence[Conversation], minutes: float) -> Conversation:
+    """A meeting of ``minutes``: the conversations one after another, again from the first
+    when they run out (the same people keep their names throughout)."""
+    pieces: list[npt.NDArray[np.int16]] = []
+    turns: list[Turn] = []
+    position, wanted = 0, int(minutes * 60 * RATE)
+    gap = np.zeros(int(MEETING_GAP_S * RATE), dtype=np.int16)
+    for conversation in itertools.cycle(conversations):
+        if position >= wanted:
+            break
+        offset = position / RATE
+        turns += [
+            Turn(t.start + offset, t.end + offset, t.speaker, t.text) for t in conversation.turns
+        ]
+        pieces += [conversation.samples, gap]
+        position += len(conversation.samples) + len(gap)
+    languages = tuple(sorted({lang for c in conversations for lang in c.languages}))
+    return Conversation(
+        f"meeting-{minutes:g}min", np.concatenate(pieces), tuple(turns), True, languages
+    )
+
+
 def _cut(
     speaker: str, samples: Samples, cuts: Sequence[tuple[float, float, str]]
 ) -> list[Utterance]:

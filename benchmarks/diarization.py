@@ -48,6 +48,7 @@ from benchmarks.conversations import (
     PEOPLE,
     Conversation,
     describe,
+    meeting,
     real_conversations,
     synthetic_conversations,
 )
@@ -275,11 +276,19 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="only the first N conversations of each kind")
     parser.add_argument("--no-plain", action="store_true", help="skip transcription alone")
     parser.add_argument("--show", action="store_true", help="print every segment heard")
+    parser.add_argument(
+        "--meeting-minutes",
+        type=float,
+        help="instead, one long meeting of this many minutes: the real conversations one "
+        "after another, again and again (for time and memory on long recordings)",
+    )
     args = parser.parse_args()
     conversations: list[Conversation] = []
-    if args.only != "synthetic":
+    if args.meeting_minutes:
+        conversations = [meeting(real_conversations(args.cache), args.meeting_minutes)]
+    if args.only != "synthetic" and not args.meeting_minutes:
         conversations += real_conversations(args.cache)[: args.limit]
-    if args.only != "real":
+    if args.only != "real" and not args.meeting_minutes:
         conversations += synthetic_conversations()[: args.limit]
     print(f"model {args.model} (served as {SERVED_AS}), {args.threads} threads, {Path.cwd()}")
     real_people = {who for c in conversations if c.real for who in c.speakers}

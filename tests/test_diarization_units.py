@@ -36,11 +36,17 @@ def test_a_segment_is_split_where_its_words_change_speaker() -> None:
         words(("Ever", 0.0, 0.4), ("tried", 0.4, 0.9), ("ever", 1.0, 1.3), ("failed", 1.3, 1.9),
               ("No", 2.2, 2.4), ("matter", 2.4, 2.9), ("try", 3.0, 3.3), ("again", 3.3, 3.8)),
     )  # fmt: skip
-    parts = SpeakerAttribution(TWO_SPEAKERS).split(said)
+    attribution = SpeakerAttribution(TWO_SPEAKERS)
+    parts = attribution.split(said)
+    # Each part spans its words, out to its speaker's turn where the turn goes further: A's
+    # last word ends at 1.9 in a turn that ends at 2.0; B's first begins at 2.2 in one that
+    # began at 2.1. The last part's end waits for what follows, here nothing: its turn's.
     assert [(p.speaker, p.text, p.start, p.end) for p in parts] == [
-        ("A", " Ever tried, ever failed.", 0.0, 1.9),
-        ("B", " No matter, try again.", 2.2, 3.8),  # word times, closer than the segment's
+        ("A", " Ever tried, ever failed.", 0.0, 2.0),
+        ("B", " No matter, try again.", 2.1, 3.8),
     ]
+    attribution.finish()
+    assert parts[1].end == 4.0
     assert [len(p.words) for p in parts] == [4, 4]
     assert parts[0].tokens == said.tokens and parts[1].tokens == []
 
@@ -105,3 +111,13 @@ def test_windows_cover_the_audio_on_one_frame_grid() -> None:
     last = long.start(long.count - 1)
     assert last + WINDOW_SAMPLES >= 60 * SAMPLE_RATE > last + WINDOW_SAMPLES - long.step_samples
     assert long.total_frames < (long.count - 1) * long.step_frames + FRAMES_PER_WINDOW
+
+
+def test_parts_widen_to_their_turn_but_never_over_the_same_speakers_next() -> None:
+    attribution = SpeakerAttribution(Diarization([SpeakerTurn(0.5, 6.0, speaker=1)]))
+    first = attribution.split(
+        segment(" One two.", 1.0, 2.0, words(("One", 1.0, 1.4), ("two", 1.5, 2.0)))
+    )
+    second = attribution.split(segment(" Three.", 3.0, 3.5, words(("Three", 3.0, 3.5))))
+    attribution.finish()
+    assert [(p.start, p.end) for p in first + second] == [(0.5, 3.0), (3.0, 5.5)]

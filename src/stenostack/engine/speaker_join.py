@@ -2,7 +2,8 @@
 
 The speech model hands on each segment as it is final; once the diarization is done too,
 the segment is split by speaker (:mod:`stenostack.models.diarization.attribution`) and each
-part goes on to a stream at once. Segments final before the diarization wait for it.
+part goes on to a stream, the newest one once the next is known (its end may still move
+out to its speaker's turn). Segments final before the diarization wait for it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class SpeakerJoin:
         self._waiting: list[TextDelta] = []
         self._attribution: SpeakerAttribution | None = None
         self.segments: list[Segment] = []  # single-speaker parts, on the speech's timeline
+        self._separators: list[str] = []  # the text before each part's, in a stream
+        self._sent = 0  # parts sent on so far
         diarizing.add_done_callback(self._diarized)
 
     def take(self, delta: TextDelta) -> None:
@@ -45,6 +48,8 @@ class SpeakerJoin:
         """The transcript with its segments split by speaker, once the diarization is done."""
         self._attribution = SpeakerAttribution(await self._diarizing)
         self._hand_on()
+        self._attribution.finish()
+        self._send(len(self.segments))
         transcript.segments = self.segments
         return transcript
 
@@ -66,7 +71,18 @@ class SpeakerJoin:
                     separator = " " if part.text[:1].isspace() else ""
                 part.id = len(self.segments)
                 self.segments.append(part)
-                if self._on_delta is not None:
-                    text = separator + part.text.strip()
-                    self._on_delta(TextDelta(text, segment=self._on_file_timeline(part)))
+                self._separators.append(separator)
         self._waiting.clear()
+        # The last part's end may still move (until the next part is known): it waits.
+        self._send(len(self.segments) - 1)
+
+    def _send(self, end: int) -> None:
+        """Send the parts not sent yet, up to ``end``."""
+        if self._on_delta is None:
+            return
+        for part, separator in zip(
+            self.segments[self._sent : end], self._separators[self._sent : end], strict=True
+        ):
+            text = separator + part.text.strip()
+            self._on_delta(TextDelta(text, segment=self._on_file_timeline(part)))
+        self._sent = max(self._sent, end)

@@ -16,7 +16,10 @@ import string
 from dataclasses import dataclass
 
 from stenostack.models.base import Segment, Word
-from stenostack.models.diarization.base import Diarization
+from stenostack.models.diarization.base import Diarization, SpeakerTurn
+
+# A part's edges move out to its speaker's turn by at most this much.
+MAX_WIDEN_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,12 @@ class SpeakerAttribution:
         self._names = diarization.names
         self._labels: dict[int | None, str] = {}
         self._last: int | None = None
+        # The last part given, its speaker and its last word: its end may still grow.
+        self._held: tuple[Segment, int | None, Word] | None = None
 
     def split(self, segment: Segment) -> list[Segment]:
-        """``segment`` as one or more segments with a ``speaker`` each, times unchanged."""
+        """``segment`` as one or more segments with a ``speaker`` each. The last one's end
+        may still move out (see :meth:`_widen`) until the next call or :meth:`finish`."""
         timed_words = bool(segment.words)
         words = segment.words or _estimated_words(segment)
         if not words:
@@ -60,7 +66,7 @@ class SpeakerAttribution:
         positions = _word_starts(segment.text, [item.word.word for item in timed])
         run_firsts = itertools.accumulate([0] + [len(run) for run in runs[:-1]])
         starts = [positions[first] for first in run_firsts]
-        parts = []
+        parts: list[Segment] = []
         for index, run in enumerate(runs):
             first, last = index == 0, index == len(runs) - 1
             text = segment.text[0 if first else starts[index] : None if last else starts[index + 1]]
@@ -78,7 +84,54 @@ class SpeakerAttribution:
                     speaker=self._label(run[0].speaker),
                 )
             )
+            self._widen(parts[-1], run[0].speaker, run[0].word, run[-1].word)
         return parts
+
+    def finish(self) -> None:
+        """No segment follows: the last part's end goes on to its speaker's turn's end."""
+        if self._held is not None:
+            part, speaker, last_word = self._held
+            turn = self._turn_around(speaker, last_word)
+            if turn is not None:
+                part.end = max(min(turn.end, last_word.end + MAX_WIDEN_SECONDS), part.start)
+            self._held = None
+
+    def _widen(self, part: Segment, speaker: int | None, first: Word, last: Word) -> None:
+        """Set the edges of the part before ``part`` and of ``part`` to their speakers'
+        turns: a turn says when the person was heard, more closely than word times (which
+        may run on into a silence or into the next speaker). A part never reaches over one
+        of the same speaker, nor past its own words by more than ``MAX_WIDEN_SECONDS``;
+        the part before ``part`` may change only until ``part`` is known (a stream holds
+        it back until then)."""
+        held, self._held = self._held, (part, speaker, last)
+        if held is not None:
+            before, before_speaker, before_last = held
+            turn = self._turn_around(before_speaker, before_last)
+            if turn is not None:
+                ceiling = part.start if before_speaker == speaker else part.end
+                end = min(turn.end, ceiling, before_last.end + MAX_WIDEN_SECONDS)
+                before.end = max(end, before.start)
+        turn = self._turn_around(speaker, first)
+        if turn is not None:
+            floor = -1.0
+            if held is not None:
+                floor = held[0].end if held[1] == speaker else held[0].start
+            start = max(turn.start, floor, first.start - MAX_WIDEN_SECONDS)
+            part.start = min(start, part.end)
+
+    def _turn_around(self, speaker: int | None, word: Word) -> SpeakerTurn | None:
+        """The turn of ``speaker`` that the word was said in (overlaps it most)."""
+        if speaker is None:
+            return None
+        left = bisect.bisect_left(self._starts, word.start - self._longest)
+        right = bisect.bisect_left(self._starts, word.end)
+        overlapping = [
+            (min(turn.end, word.end) - max(turn.start, word.start), turn)
+            for turn in self._turns[left:right]
+            if turn.speaker == speaker
+        ]
+        best = max(overlapping, key=lambda pair: pair[0], default=None)
+        return best[1] if best is not None and best[0] > 0 else None
 
     def _speaker_of(self, word: Word) -> int | None:
         """The speaker heard longest during the word; the nearest turn's if none was; the

@@ -90,6 +90,9 @@ class DiarizationSettings:
     known_similarity: float = 0.7
     # A reference clip needs this much speech of one voice.
     min_reference_seconds: float = 1.0
+    # A frame has as many speakers as the windows that saw it heard at once, on average,
+    # rounded up from this share of one.
+    heard_share: float = 0.4
     # Same-speaker turns closer than this are one turn.
     join_gap_seconds: float = 0.1
 
@@ -251,7 +254,8 @@ class SegmentationDiarizer(SpeakerDiarizer):
                 votes[start:end, speaker] += (
                     heard[:, stretch.local] * weight[stretch.first : stretch.first + end - start]
                 )
-        at_once = np.rint(heard_at_once / np.maximum(coverage, 1e-6)).astype(np.int64)
+        share = heard_at_once / np.maximum(coverage, 1e-6)
+        at_once = np.floor(share + 1 - self.settings.heard_share).astype(np.int64)
         ranked = np.argsort(-votes, axis=1)
         rank_of = np.argsort(ranked, axis=1)
         speaking = (rank_of < at_once[:, None]) & (votes > 0)
