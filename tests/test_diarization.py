@@ -12,57 +12,35 @@ from dataclasses import dataclass
 import numpy as np
 import openai
 import pytest
-from benchmarks.accuracy_vs_faster_whisper import DEFAULT_CACHE, real_clips
+from benchmarks.conversations import real_conversations, real_speakers
+from benchmarks.diarization_metrics import NO_ERRORS, cp_wer, diarization_errors
 from openai import OpenAI
+from openai.types.audio import TranscriptionDiarized
 
-from stenostack.models.sources import resolve_model_dir
 from tests.servers import RunningServer, metric
-from tests.speech import RATE, Samples, compose, decoded, wav_bytes
-from tests.wer import word_error_rate
+from tests.speech import RATE, Samples, compose, wav_bytes
 
-GAP_SECONDS = 0.7
+# The benchmark's conversation of three real people (Michael McAuliffe, JFK and a LibriVox
+# reader, 60 s, with pauses and two short overlaps), and a reader's sentence as his
+# reference clip.
+CONVERSATION = "real-05"
+PERSON = "reader"
 
 
 @dataclass(frozen=True)
 class Conversation:
     audio: Samples
     turns: list[tuple[float, float, str]]  # start, end, who
-    text: dict[str, str]  # who -> what they said, in order
-    voices: dict[str, Samples]  # who -> another clip of their voice, not in the conversation
-
-
-def _people() -> dict[str, list[tuple[Samples, str]]]:
-    """Three real people: JFK (pywhispercpp's sdist), a LibriVox reader (pocketsphinx's)
-    and Samuel Beckett (moonshine-cpp's, installed), each as (clip, transcript) pieces."""
-    clips = real_clips(DEFAULT_CACHE)
-    jfk = decoded(clips[0].wav)
-    half = int(5.6 * RATE)  # JFK's pause between "ask not ..." and "ask what ..."
-    beckett_file = resolve_model_dir("moonshine-base").parent.parent / "test-data" / "beckett.wav"
-    beckett = decoded(beckett_file.read_bytes())
-    middle = len(beckett) // 2
-    return {
-        "jfk": [(jfk[:half], "And so, my fellow Americans,"), (jfk[half:], "ask not what your country can do for you, ask what you can do for your country.")],
-        "reader": [(decoded(clip.wav), clip.text) for clip in clips[1:]],
-        "beckett": [(beckett[:middle], ""), (beckett[middle:], "")],
-    }  # fmt: skip
+    words: dict[str, str]  # who -> what they said, in order
+    voice: Samples  # a clip of PERSON's voice
 
 
 @pytest.fixture(scope="module")
 def conversation() -> Conversation:
-    people = _people()
-    order = ["jfk", "reader", "beckett", "reader", "jfk", "beckett", "reader"]
-    next_piece = {who: 0 for who in people}
-    audio: list[Samples] = []
-    turns, text, position = [], {who: "" for who in people}, 0.0
-    for who in order:
-        samples, said = people[who][next_piece[who]]
-        next_piece[who] += 1
-        turns.append((position, position + len(samples) / RATE, who))
-        text[who] += " " + said
-        audio += [samples, np.zeros(int(GAP_SECONDS * RATE), np.float32)]
-        position += len(samples) / RATE + GAP_SECONDS
-    voices = {who: people[who][next_piece[who]][0] for who in ("reader",)}
-    return Conversation(np.concatenate(audio), turns, text, voices)
+    (chosen,) = [c for c in real_conversations() if c.name == CONVERSATION]
+    assert len(chosen.speakers) == 3 and PERSON in chosen.speakers
+    clip = real_speakers()[PERSON][0].samples
+    return Conversation(chosen.float_samples(), chosen.reference, chosen.words, clip)
 
 
 def attributed(turns: Sequence[tuple[float, float, str]], segments: Sequence[object]) -> float:
@@ -83,6 +61,19 @@ def attributed(turns: Sequence[tuple[float, float, str]], segments: Sequence[obj
     return best / sum(end - start for start, end, _ in turns)
 
 
+def diarized(
+    client: OpenAI, wav: bytes, model: str = "whisper-1", **fields: object
+) -> TranscriptionDiarized:
+    """``wav`` as ``diarized_json``, with any other form ``fields``."""
+    return client.audio.transcriptions.create(
+        model=model,
+        file=("meeting.wav", wav),
+        response_format="diarized_json",
+        chunking_strategy="auto",
+        extra_body=fields or None,
+    )
+
+
 def data_url(samples: Samples) -> str:
     return "data:audio/wav;base64," + base64.b64encode(wav_bytes(samples)).decode()
 
@@ -90,12 +81,7 @@ def data_url(samples: Samples) -> str:
 def test_a_conversation_of_real_people_comes_back_speaker_by_speaker(
     client: OpenAI, conversation: Conversation
 ) -> None:
-    result = client.audio.transcriptions.create(
-        model="whisper-1",
-        file=("meeting.wav", wav_bytes(conversation.audio)),
-        response_format="diarized_json",
-        chunking_strategy="auto",
-    )
+    result = diarized(client, wav_bytes(conversation.audio))
     assert result.task == "transcribe"
     assert result.duration == pytest.approx(len(conversation.audio) / RATE, abs=0.01)
     labels = [segment.speaker for segment in result.segments]
@@ -103,29 +89,51 @@ def test_a_conversation_of_real_people_comes_back_speaker_by_speaker(
     assert list(dict.fromkeys(labels)) == ["A", "B", "C"]  # lettered as they first speak
     assert [s.id for s in result.segments] == [f"seg_{n}" for n in range(len(labels))]
     assert all(s.type == "transcript.text.segment" and s.start < s.end for s in result.segments)
-    assert attributed(conversation.turns, result.segments) >= 0.9
-    # The words are the transcription's: each person's own words under their label.
-    first_label = {who: labels[0] for who in ("jfk",)}
-    jfk_words = " ".join(s.text for s in result.segments if s.speaker == first_label["jfk"])
-    assert word_error_rate(conversation.text["jfk"], jfk_words) < 0.15, jfk_words
+    assert attributed(conversation.turns, result.segments) >= 0.85
+    # Each person's own words under their label (the benchmark measured 14.5 % here).
+    said: dict[str, str] = {}
+    for segment in result.segments:
+        said[segment.speaker] = f"{said.get(segment.speaker, '')} {segment.text}"
+    assert cp_wer(conversation.words, said) < 0.25
     assert " ".join(s.text for s in result.segments).split() == result.text.split()
+
+
+def test_the_benchmarks_real_conversations_near_the_target(client: OpenAI) -> None:
+    """Issue 14's target on the 12 conversations of six real people (benchmarks.diarization):
+    DER at most 10 % (collar 0.25 s), the number of speakers right on nine in ten. The
+    benchmark measured 9.7 % and 11 of 12 on this machine; the DER bound here leaves one
+    point for another CPU's int8 arithmetic changing a word or two."""
+    errors, right = NO_ERRORS, 0
+    conversations = real_conversations()
+    for conversation in conversations:
+        result = diarized(client, conversation.wav())
+        hypothesis = [(s.start, s.end, s.speaker) for s in result.segments]
+        errors += diarization_errors(
+            conversation.reference, hypothesis, duration=conversation.duration
+        )
+        right += len({s.speaker for s in result.segments}) == len(conversation.speakers)
+    assert len(conversations) == 12
+    assert errors.rate <= 0.11, errors
+    assert right >= 11
 
 
 def test_known_speakers_are_named_by_their_reference_clips(
     client: OpenAI, conversation: Conversation
 ) -> None:
-    result = client.audio.transcriptions.create(
-        model="whisper-1",
-        file=("meeting.wav", wav_bytes(conversation.audio)),
-        response_format="diarized_json",
+    result = diarized(
+        client,
+        wav_bytes(conversation.audio),
         known_speaker_names=["Marianne"],
-        known_speaker_references=[data_url(conversation.voices["reader"])],
+        known_speaker_references=[data_url(conversation.voice)],
     )
     named = [s for s in result.segments if s.speaker == "Marianne"]
-    reader_turns = [turn for turn in conversation.turns if turn[2] == "reader"]
-    assert named and all(
-        any(start <= (s.start + s.end) / 2 <= end for start, end, _ in reader_turns) for s in named
+    reader_turns = [turn for turn in conversation.turns if turn[2] == PERSON]
+    inside = sum(
+        max(0.0, min(end, s.end) - max(start, s.start))
+        for s in named
+        for start, end, _ in reader_turns
     )
+    assert named and inside >= 0.85 * sum(s.end - s.start for s in named)
     assert sorted({s.speaker for s in result.segments} - {"Marianne"}) == ["A", "B"]
 
 
@@ -147,7 +155,7 @@ def test_a_stream_sends_each_segment_with_its_speaker_then_the_text(
     assert len({s.speaker for s in segments}) == 3
     assert [d.segment_id for d in deltas] == [s.id for s in segments]
     assert "".join(d.delta for d in deltas) == events[-1].text  # type: ignore[union-attr]
-    assert attributed(conversation.turns, segments) >= 0.9
+    assert attributed(conversation.turns, segments) >= 0.85
 
 
 def test_speakers_show_in_verbose_json_subtitles_and_text(
@@ -183,22 +191,18 @@ def test_speakers_show_in_verbose_json_subtitles_and_text(
 def test_the_callers_bounds_on_the_number_of_speakers_win(
     client: OpenAI, conversation: Conversation
 ) -> None:
-    upload = ("meeting.wav", wav_bytes(conversation.audio))
-    two = client.audio.transcriptions.create(
-        model="whisper-1", file=upload, response_format="diarized_json",
-        extra_body={"max_speakers": 2},
-    )  # fmt: skip
+    two = diarized(client, wav_bytes(conversation.audio), max_speakers=2)
     assert len({s.speaker for s in two.segments}) == 2
+    one = diarized(client, wav_bytes(conversation.audio), max_speakers=1)
+    assert {s.speaker for s in one.segments} == {"A"}
+    # min_speakers works on the voices found (tests/test_diarization_units.py): a voice
+    # forced apart that is never heard above the others has no segment of its own.
 
 
 def test_a_model_without_word_times_is_diarized_too(
     client: OpenAI, conversation: Conversation
 ) -> None:
-    result = client.audio.transcriptions.create(
-        model="moonshine-base",
-        file=("meeting.wav", wav_bytes(conversation.audio)),
-        response_format="diarized_json",
-    )
+    result = diarized(client, wav_bytes(conversation.audio), model="moonshine-base")
     assert len({s.speaker for s in result.segments}) == 3
     assert attributed(conversation.turns, result.segments) >= 0.8
 

@@ -229,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(settings: EngineSettings) -> int:
     from stenostack.api.app import create_app
+    from stenostack.engine.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()
 
     try:
         specs = [ModelSpec.parse(argument) for argument in settings.models]
