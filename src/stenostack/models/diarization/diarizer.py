@@ -86,6 +86,9 @@ class DiarizationSettings:
     cluster_distance: float = 0.8
     # Clusters of fewer clean voice prints are absorbed by the nearest larger one.
     min_cluster_size: int = 3
+    # At most this many clean prints are clustered (about 20 minutes of speech; their
+    # distances take 16 MB).
+    max_clustered_prints: int = 2000
     # A speaker is a known one if their voices are at least this alike (cosine).
     known_similarity: float = 0.7
     # A reference clip needs this much speech of one voice.
@@ -176,9 +179,14 @@ class SegmentationDiarizer(SpeakerDiarizer):
         if not voices.prints:
             return Diarization([])
         prints = np.stack(voices.prints)
-        clean = np.array(voices.clean)
-        if not clean.any():
-            clean[:] = True  # nobody heard long alone: go by what there is
+        clean = np.flatnonzero(voices.clean)
+        if len(clean) == 0:
+            clean = np.arange(len(prints))  # nobody heard long alone: go by what there is
+        if len(clean) > self.settings.max_clustered_prints:
+            # Clustering costs the square of the prints in memory and time: a long
+            # recording's are taken evenly through it (every print is still assigned).
+            chosen = np.linspace(0, len(clean) - 1, self.settings.max_clustered_prints)
+            clean = clean[chosen.round().astype(np.int64)]
         labels = cluster_voices(
             prints[clean], self.settings.cluster_distance, count, self.settings.min_cluster_size
         )
