@@ -36,11 +36,14 @@ def fetch_sdist(package: str, sha256: str, cache: Path) -> Path | None:
     archive = _cached(package, cache)
     if archive is None:
         cache.mkdir(parents=True, exist_ok=True)
-        # pip prepares the sdist's metadata, which installs its build requirements: minutes.
+        # pip prepares the sdist's metadata, which installs its build requirements: only
+        # the package itself is taken as source; its build requirements come as wheels
+        # (with ":all:", pip compiled CMake from source for pywhispercpp: half an hour).
+        name = package.split("==")[0]
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(
                 [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                 "--no-binary", ":all:", package, "-d", str(cache)],
+                 "--no-binary", name, package, "-d", str(cache)],
                 check=False, capture_output=True, timeout=FETCH_TIMEOUT_S,
             )  # fmt: skip
         archive = _cached(package, cache)
