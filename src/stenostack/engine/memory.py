@@ -21,20 +21,23 @@ import threading
 log = logging.getLogger(__name__)
 
 
-def _malloc_trim() -> ctypes._NamedFuncPointer | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
+def _libc_function(
+    name: str, argtypes: list[type[ctypes._SimpleCData[int]]]
+) -> ctypes._NamedFuncPointer | None:
+    """glibc's ``name`` returning an int, or None where there is no such function."""
+    library = ctypes.util.find_library("c")
+    if library is None:
         return None
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        function = getattr(ctypes.CDLL(library), name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
 
 
-_TRIM = _malloc_trim()
+_TRIM = _libc_function("malloc_trim", [ctypes.c_size_t])
 # mallopt's parameter for the most arenas glibc makes (M_ARENA_MAX in malloc.h).
 M_ARENA_MAX = -8
 MALLOC_ARENAS = 2
@@ -42,16 +45,8 @@ MALLOC_ARENAS = 2
 
 def limit_malloc_arenas() -> None:
     """Let glibc make at most ``MALLOC_ARENAS`` arenas (call before threads start)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    if not mallopt(M_ARENA_MAX, MALLOC_ARENAS):
+    mallopt = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int])
+    if mallopt is not None and not mallopt(M_ARENA_MAX, MALLOC_ARENAS):
         log.warning("mallopt(M_ARENA_MAX) failed; glibc keeps its default arenas")
 
 
