@@ -26,6 +26,7 @@ from stenostack.http.drain import Drain, RefuseWhileDraining
 from stenostack.http.request_id import RequestIdMiddleware
 from stenostack.metrics import EngineMetrics
 from stenostack.models.registry import ModelRegistry
+from stenostack.playground.routes import open_paths, playground_routes
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,14 @@ def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
     app.include_router(audio_routes.router)
     app.include_router(meta_routes.router)
     app.include_router(realtime_routes.router)
+    app.router.routes.extend(playground_routes())
     app.state.api_keys = api_keys = ApiKeys(settings.api_keys)
     # The last added runs first: a request id for every answer, no new work while draining,
     # then the key before the body.
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
-    app.add_middleware(ApiKeyMiddleware, keys=api_keys, open_paths=meta_routes.PROBE_PATHS)
+    app.add_middleware(
+        ApiKeyMiddleware, keys=api_keys, open_paths=(*meta_routes.PROBE_PATHS, *open_paths())
+    )
     app.add_middleware(RefuseWhileDraining, drain=drain, is_work=_is_work)
     app.add_middleware(RequestIdMiddleware)
     return app

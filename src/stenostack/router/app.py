@@ -30,6 +30,7 @@ from stenostack.http.drain import Drain
 from stenostack.http.errors import exception_handlers
 from stenostack.http.refusal import refuse
 from stenostack.http.request_id import RequestIdMiddleware
+from stenostack.playground.routes import playground_routes
 from stenostack.router.backend import Backend
 from stenostack.router.balancer import Balancer
 from stenostack.router.body import (
@@ -99,6 +100,7 @@ class Router:
             Route("/ready", self.ready),
             Route("/metrics", self.prometheus_metrics),
             Route("/version", self.version),
+            *playground_routes(),
         ]
         return Starlette(
             routes=routes,
