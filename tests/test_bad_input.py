@@ -174,7 +174,7 @@ def test_audio_over_the_duration_limit(limited: RunningServer) -> None:
         ({"model": "no-such-model"}, "model", "model_not_found"),
         ({"model": "whisper-tiny.en", "language": "klingon"}, "language", "unsupported_language"),
         ({"model": "whisper-tiny.en", "response_format": "docx"}, "response_format", "unsupported_response_format"),
-        ({"model": "whisper-tiny.en", "response_format": "verbose_json", "stream": "true"}, "stream", "unsupported_parameter"),
+        ({"model": "whisper-tiny.en", "response_format": "vtt", "stream": "true"}, "stream", "unsupported_parameter"),
         ({"model": "whisper-tiny.en", "temperature": "hot"}, "temperature", None),
         ({"model": "whisper-tiny.en", "temperature": "1.5"}, "temperature", None),
         ({"model": "whisper-tiny.en", "temperature": "nan"}, "temperature", None),

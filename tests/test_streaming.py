@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -145,6 +146,50 @@ def test_translation_streams_english(engine: RunningServer) -> None:
     assert "good morning" in words or "weather" in words, done["text"]
 
 
+def test_verbose_json_streams_segments_on_the_files_timeline(engine: RunningServer) -> None:
+    """The extension: each delta is followed by its segment, with words, as soon as it is
+    final; the done event carries the whole verbose transcript, the same as without a
+    stream. A long silence in the middle is cut from the speech the model hears, so the
+    segments' times show whether they were put back on the file's timeline."""
+    recording = compose([0.5, STORY[0], 0.8, STORY[1], 6.0, STORY[2], 0.8, STORY[3], 0.5])
+    wav = wav_bytes(recording.samples)
+    fields = {
+        "model": MODEL,
+        "response_format": "verbose_json",
+        "timestamp_granularities[]": ["word", "segment"],
+    }
+    response, received = post_stream(engine.url, fields, wav)
+    assert response.status_code == 200, response.text
+    assert received[-1].data == "[DONE]"
+    events = [frame.json for frame in received[:-1]]
+    done = events[-1]
+    assert done["type"] == "transcript.text.done"
+    deltas = [event for event in events if event["type"] == "transcript.text.delta"]
+    segments = [event for event in events if event["type"] == "transcript.text.segment"]
+    assert len(deltas) + len(segments) + 1 == len(events)
+    assert "".join(delta["delta"] for delta in deltas) == done["text"]
+    # Each segment right after its delta, named by it.
+    for index, event in enumerate(events[:-1]):
+        if event["type"] == "transcript.text.segment":
+            assert events[index - 1]["segment_id"] == event["id"]
+
+    plain = httpx.post(
+        f"{engine.url}/v1/audio/transcriptions",
+        data=fields,
+        files={"file": ("speech.wav", wav, "audio/wav")},
+        timeout=300,
+    ).json()
+    for key in ("task", "language", "duration", "text", "segments", "words", "usage"):
+        assert done[key] == plain[key], key
+    streamed = [(event["start"], event["end"], event["text"]) for event in segments]
+    final = [(s["start"], s["end"], s["text"].strip()) for s in plain["segments"]]
+    assert streamed == final
+    assert [word for event in segments for word in event["words"]] == plain["words"]
+    # The 6 s pause is there between two segments only on the file's timeline.
+    gaps = [after["start"] - before["end"] for before, after in itertools.pairwise(segments)]
+    assert max(gaps) > 5.0, gaps
+
+
 def test_silence_streams_an_empty_done(client: OpenAI) -> None:
     wav = wav_bytes(silence(3.0))
     events = list(client.audio.transcriptions.create(model=MODEL, file=("s.wav", wav), stream=True))
@@ -156,7 +201,7 @@ def test_silence_streams_an_empty_done(client: OpenAI) -> None:
     ("fields", "wav", "status", "param"),
     [
         ({"model": MODEL}, b"not audio at all", 400, "file"),
-        ({"model": MODEL, "response_format": "verbose_json"}, None, 400, "stream"),
+        ({"model": MODEL, "response_format": "vtt"}, None, 400, "stream"),
         ({"model": MODEL, "response_format": "srt"}, None, 400, "stream"),
         ({"model": "no-such-model"}, None, 404, "model"),
         ({"model": MODEL, "language": "xx"}, None, 400, "language"),

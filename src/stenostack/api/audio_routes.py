@@ -92,7 +92,7 @@ async def _open_stream(
         raise
     if work.done():
         work.result()  # raises the request's error, if it failed before being admitted
-    return TranscriptEventStream(work, deltas, task, record)
+    return TranscriptEventStream(work, deltas, audio_request, task, record)
 
 
 async def _admitted_or_done(admitted: asyncio.Event, work: asyncio.Task[EngineResult]) -> None:

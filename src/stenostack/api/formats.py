@@ -14,7 +14,7 @@ from typing import Any
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from stenostack.api.forms import AudioRequest
-from stenostack.models.base import Segment, SpeechToTextModel, Task, Transcript
+from stenostack.models.base import Segment, SpeechToTextModel, Task, Transcript, Word
 from stenostack.models.languages import language_name
 
 SEGMENT_FIELDS = (
@@ -36,7 +36,8 @@ def render(
     if fmt == "vtt":
         return PlainTextResponse(to_vtt(transcript.segments))
     if fmt == "verbose_json":
-        return JSONResponse(verbose_json(request, transcript, model, task))
+        words = "word" in request.granularities
+        return JSONResponse(verbose_json(transcript, model, task, words=words))
     if fmt == "diarized_json":
         return JSONResponse(diarized_json(transcript, model))
     body: dict[str, Any] = {"text": transcript.text}
@@ -48,8 +49,10 @@ def render(
 
 
 def verbose_json(
-    request: AudioRequest, transcript: Transcript, model: SpeechToTextModel, task: Task
+    transcript: Transcript, model: SpeechToTextModel, task: Task, *, words: bool
 ) -> dict[str, Any]:
+    """OpenAI's verbose transcript; ``words``: with its words' times (asked for by
+    ``timestamp_granularities[]=word``)."""
     body: dict[str, Any] = {
         "task": task,
         "language": "english" if task == "translate" else language_name(transcript.language),
@@ -59,8 +62,8 @@ def verbose_json(
     }
     if task == "translate":
         return body
-    if "word" in request.granularities:
-        body["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in transcript.words]
+    if words:
+        body["words"] = [_word(word) for word in transcript.words]
     if transcript.logprobs is not None:
         body["logprobs"] = [asdict(item) for item in transcript.logprobs]
     body["usage"] = model.usage(transcript.duration)
@@ -74,6 +77,10 @@ def _verbose_segment(segment: Segment) -> dict[str, Any]:
     return body
 
 
+def _word(word: Word) -> dict[str, Any]:
+    return {"word": word.word, "start": word.start, "end": word.end}
+
+
 def diarized_segment(segment: Segment) -> dict[str, Any]:
     """A segment as OpenAI's ``TranscriptionDiarizedSegment`` (and the stream's
     ``transcript.text.segment`` event)."""
@@ -85,6 +92,18 @@ def diarized_segment(segment: Segment) -> dict[str, Any]:
         "text": segment.text.strip(),
         "speaker": segment.speaker or "",
     }
+
+
+def timed_segment(segment: Segment, *, words: bool) -> dict[str, Any]:
+    """The ``transcript.text.segment`` event of a verbose_json stream (an extension): the
+    diarized segment's fields, ``speaker`` only where speakers were asked for, and the
+    segment's ``words`` where words were."""
+    event = diarized_segment(segment)
+    if segment.speaker is None:
+        del event["speaker"]
+    if words:
+        event["words"] = [_word(word) for word in segment.words]
+    return event
 
 
 def diarized_json(transcript: Transcript, model: SpeechToTextModel) -> dict[str, Any]:

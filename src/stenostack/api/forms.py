@@ -33,7 +33,7 @@ RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 TIMED_FORMATS = ("srt", "verbose_json", "vtt", "diarized_json")
 # The formats that show speakers when asked (diarized_json always does).
 SPEAKER_FORMATS = ("text", "srt", "verbose_json", "vtt", "diarized_json")
-STREAMED_FORMATS = ("json", "text", "diarized_json")
+STREAMED_FORMATS = ("json", "text", "diarized_json", "verbose_json")
 GRANULARITIES = ("segment", "word")
 INCLUDES = ("logprobs",)
 # Bounds on the form itself: one file and a few fields.
@@ -107,7 +107,7 @@ def parse_audio_form(form: FormData, task: Task) -> AudioRequest:
     if stream and response_format not in STREAMED_FORMATS:
         raise InvalidRequest(
             "stream=true sends server-sent events of the text; it works with response_format "
-            f"json, text or diarized_json, not '{response_format}'.",
+            f"json, text, verbose_json or diarized_json, not '{response_format}'.",
             param="stream",
             code="unsupported_parameter",
         )
@@ -181,9 +181,10 @@ def _speakers(
             "(or diarize=true with verbose_json, srt, vtt or text).",
             param="diarize",
         )
-    if stream and response_format != "diarized_json":
+    if stream and response_format not in ("diarized_json", "verbose_json"):
         raise InvalidRequest(
-            "A stream shows speakers with response_format=diarized_json.", param="diarize"
+            "A stream shows speakers with response_format diarized_json or verbose_json.",
+            param="diarize",
         )
     if minimum and maximum and minimum > maximum:
         raise InvalidRequest(

@@ -3,7 +3,10 @@
 The wire form is what the official SDK's ``Stream`` reads: ``data: {json}`` frames of
 ``transcript.text.delta`` events as each piece of text is final (with speakers, each
 followed by its ``transcript.text.segment``, once its speaker is known too), exactly one
-``transcript.text.done`` with the whole text and usage, then ``data: [DONE]``. The response
+``transcript.text.done`` with the whole text and usage, then ``data: [DONE]``. A stream of
+``verbose_json`` (an extension OpenAI does not have) also follows each delta with its
+segment, times on the file and words where asked, and its last event carries the whole
+verbose transcript: what a subtitle writer or a progress bar needs. The response
 starts only once the engine has decoded and admitted the audio (with growing speech, its
 first windows), so bad audio and a full queue are still ordinary 4xx answers (and a router
 may retry them elsewhere); a failure after that (with growing speech, also a file found
@@ -23,7 +26,8 @@ from typing import Any
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from stenostack.api.formats import diarized_segment
+from stenostack.api.formats import diarized_segment, timed_segment, verbose_json
+from stenostack.api.forms import AudioRequest
 from stenostack.api.request_record import RequestRecord, reported_error
 from stenostack.engine.engine import EngineResult
 from stenostack.errors import APIError, ClientDisconnected
@@ -41,16 +45,32 @@ def sse(payload: dict[str, Any] | str) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
-def delta_event(delta: TextDelta) -> dict[str, Any]:
+def segment_event(delta: TextDelta, request: AudioRequest) -> dict[str, Any] | None:
+    """The ``transcript.text.segment`` event that follows ``delta``, if its stream has them:
+    ``diarized_json`` (once the segment's speaker is known) and ``verbose_json`` (an
+    extension: each segment, with its words where they were asked for)."""
+    segment = delta.segment
+    if segment is None:
+        return None
+    if request.response_format == "diarized_json" and segment.speaker is not None:
+        return diarized_segment(segment)
+    if request.response_format == "verbose_json":
+        return timed_segment(segment, words="word" in request.granularities)
+    return None
+
+
+def delta_event(delta: TextDelta, segment: dict[str, Any] | None) -> dict[str, Any]:
     event: dict[str, Any] = {"type": "transcript.text.delta", "delta": delta.text}
-    if delta.segment is not None and delta.segment.speaker is not None:
-        event["segment_id"] = f"seg_{delta.segment.id}"
+    if segment is not None:
+        event["segment_id"] = segment["id"]
     if delta.logprobs is not None:
         event["logprobs"] = [asdict(item) for item in delta.logprobs]
     return event
 
 
-def done_event(result: EngineResult, task: Task) -> dict[str, Any]:
+def done_event(result: EngineResult, request: AudioRequest, task: Task) -> dict[str, Any]:
+    """The last event; for ``verbose_json`` (an extension) it carries the whole verbose
+    transcript too, so a client renders subtitles from the stream alone."""
     transcript = result.transcript
     event: dict[str, Any] = {"type": "transcript.text.done", "text": transcript.text}
     if transcript.logprobs is not None:
@@ -59,6 +79,9 @@ def done_event(result: EngineResult, task: Task) -> dict[str, Any]:
         if transcript.language:
             event["languages"] = [{"code": transcript.language}]
         event["usage"] = transcript.tokens.as_openai()
+    if request.response_format == "verbose_json":
+        words = "word" in request.granularities
+        event.update(verbose_json(transcript, result.model, task, words=words))
     return event
 
 
@@ -73,6 +96,7 @@ class TranscriptEventStream(StreamingResponse):
         self,
         work: asyncio.Task[EngineResult],
         deltas: asyncio.Queue[TextDelta],
+        request: AudioRequest,
         task: Task,
         record: RequestRecord,
     ) -> None:
@@ -80,7 +104,7 @@ class TranscriptEventStream(StreamingResponse):
         self._record = record
         self._closers: list[Callable[[], Awaitable[None]]] = []
         super().__init__(
-            self._events(deltas, task),
+            self._events(deltas, request, task),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -101,14 +125,17 @@ class TranscriptEventStream(StreamingResponse):
             for close in self._closers:
                 await close()
 
-    async def _events(self, deltas: asyncio.Queue[TextDelta], task: Task) -> AsyncIterator[bytes]:
+    async def _events(
+        self, deltas: asyncio.Queue[TextDelta], request: AudioRequest, task: Task
+    ) -> AsyncIterator[bytes]:
         async for delta in self._pieces(deltas):
             if delta is None:
                 yield b": keep-alive\n\n"
                 continue
-            yield sse(delta_event(delta))
-            if delta.segment is not None and delta.segment.speaker is not None:
-                yield sse(diarized_segment(delta.segment))
+            segment = segment_event(delta, request)
+            yield sse(delta_event(delta, segment))
+            if segment is not None:
+                yield sse(segment)
         try:
             result = self._work.result()
         except Exception as exc:
@@ -118,7 +145,7 @@ class TranscriptEventStream(StreamingResponse):
             yield sse(reported_error(exc).body())
             return
         self._record.succeeded(result.transcript.duration)
-        yield sse(done_event(result, task))
+        yield sse(done_event(result, request, task))
         yield sse("[DONE]")
 
     async def _pieces(self, deltas: asyncio.Queue[TextDelta]) -> AsyncIterator[TextDelta | None]:

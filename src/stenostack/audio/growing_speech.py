@@ -121,12 +121,17 @@ class GrowingSpeech:
         """Joined samples final so far."""
         return self._length
 
+    def timeline(self) -> SpeechTimeline:
+        """Where the speech final so far lies in the file."""
+        with self._cond:
+            return SpeechTimeline(list(self._spans), self.sample_rate)
+
     def wait_complete(self, timeout: float | None = None) -> tuple[float, Speech, SpeechTimeline]:
         """The file's duration, its whole speech and timeline, once decoding has ended."""
         speech = self.ready(np.iinfo(np.int64).max, timeout)
         with self._cond:
             assert self._duration is not None
-            return self._duration, speech, SpeechTimeline(list(self._spans), self.sample_rate)
+            return self._duration, speech, self.timeline()
 
 
 class PreparationStopped(Exception):

@@ -34,6 +34,7 @@ from stenostack.engine.diarization_lane import DiarizationLane, SpeakerRequest
 from stenostack.engine.memory import release_free_memory
 from stenostack.engine.pipeline import (
     PreparedAudio,
+    deltas_on_file_timeline,
     finish_transcript,
     growing_speech_enabled,
     on_file_timeline,
@@ -198,14 +199,19 @@ class Engine:
                 join = SpeakerJoin(
                     diarizing,
                     functools.partial(
-                        on_file_timeline, prepared=prepared, audio_config=model.audio_config
+                        on_file_timeline,
+                        timeline=prepared.timeline,
+                        audio_config=model.audio_config,
                     ),
                     on_delta,
                 )
+                sink: DeltaSink | None = join.take
+            else:
+                sink = deltas_on_file_timeline(
+                    on_delta, lambda: prepared.timeline, model.audio_config
+                )
             ticket = scheduler.submit(
-                model.start_transcription(
-                    prepared.speech, options, _on_loop(loop, join.take if join else on_delta)
-                ),
+                model.start_transcription(prepared.speech, options, _on_loop(loop, sink)),
                 work_class,
             )
             transcript = await asyncio.wrap_future(ticket.future)
@@ -279,7 +285,14 @@ class Engine:
                     on_admitted()
                 ticket = scheduler.submit(
                     model.start_growing_transcription(
-                        growing.speech, options, _on_loop(loop, on_delta)
+                        growing.speech,
+                        options,
+                        _on_loop(
+                            loop,
+                            deltas_on_file_timeline(
+                                on_delta, growing.speech.timeline, model.audio_config
+                            ),
+                        ),
                     ),
                     work_class,
                 )

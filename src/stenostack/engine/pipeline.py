@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -22,8 +23,10 @@ from stenostack.audio.timeline import SpeechTimeline
 from stenostack.audio.vad import find_speech
 from stenostack.models.base import (
     AudioConfig,
+    DeltaSink,
     Segment,
     SpeechToTextModel,
+    TextDelta,
     Transcript,
     TranscriptionOptions,
 )
@@ -124,12 +127,34 @@ def finish_transcript(
 
 
 def on_file_timeline(
-    segment: Segment, prepared: PreparedAudio, audio_config: AudioConfig
+    segment: Segment, timeline: SpeechTimeline, audio_config: AudioConfig
 ) -> Segment:
     """A copy of ``segment`` with its times on the uploaded file (it is left as it was)."""
     copy = dataclasses.replace(segment, words=[dataclasses.replace(w) for w in segment.words])
-    _to_file_time(copy, prepared.timeline, audio_config)
+    _to_file_time(copy, timeline, audio_config)
     return copy
+
+
+def deltas_on_file_timeline(
+    on_delta: DeltaSink | None,
+    timeline: Callable[[], SpeechTimeline],
+    audio_config: AudioConfig,
+) -> DeltaSink | None:
+    """``on_delta``, handed each delta with its segment on the uploaded file's timeline.
+
+    ``timeline`` gives the speech's timeline as far as it is known: a growing speech's
+    grows, but a final segment lies in what is known already.
+    """
+    if on_delta is None:
+        return None
+
+    def hand_on(delta: TextDelta) -> None:
+        if delta.segment is not None:
+            segment = on_file_timeline(delta.segment, timeline(), audio_config)
+            delta = dataclasses.replace(delta, segment=segment)
+        on_delta(delta)
+
+    return hand_on
 
 
 def _to_file_time(segment: Segment, timeline: SpeechTimeline, audio_config: AudioConfig) -> None:
