@@ -16,11 +16,15 @@ MAY_IMPORT: dict[str, set[str]] = {
     "audio": {"errors"},
     "models": {"audio", "errors"},
     "engine": {"models", "audio", "errors", "metrics"},
-    "api": {"engine", "models", "audio", "http", "playground", "errors", "metrics", "config"},
+    "api": {
+        *("engine", "models", "audio", "http", "playground", "errors", "metrics", "config"),
+        "serving",
+    },
+    "serving": {"engine", "models", "metrics", "config"},
     "http": {"errors"},
     "playground": set(),
     "router": {"http", "playground", "errors"},
-    "transcribe": {"api", "engine", "models", "audio", "errors", "config", "http", "metrics"},
+    "transcribe": {"api", "serving", "engine", "models", "audio", "errors", "config", "http"},
 }
 
 

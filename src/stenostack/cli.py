@@ -13,16 +13,10 @@ from stenostack.http.connection_flags import CONNECTION_SETTINGS, add_connection
 from stenostack.http.logs import configure_logging
 from stenostack.http.server import process_connection_limits, run_server
 from stenostack.models.download import add_download_command, run_download
-from stenostack.models.families import FamilyError
-from stenostack.models.registry import (
-    DEFAULT_BEAM_SIZE,
-    ModelRegistry,
-    ModelSpec,
-    choose_decoding,
-    choose_placement,
-)
-from stenostack.models.sources import ModelSourceError
+from stenostack.models.registry import DEFAULT_BEAM_SIZE
 from stenostack.router.cli import add_router_command, run_router
+from stenostack.transcribe.arguments import add_models_command, add_transcribe_command
+from stenostack.transcribe.command import run_models, run_transcribe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection_arguments(serve, with_defaults=True)
     add_router_command(commands)
     add_download_command(commands)
+    add_transcribe_command(commands)
+    add_models_command(commands)
     return parser
 
 
@@ -186,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_router(args)
     if args.command == "download-model":
         return run_download(args)
+    if args.command == "transcribe":
+        return run_transcribe(args)
+    if args.command == "models":
+        return run_models(args)
     settings = EngineSettings(
         host=args.host,
         port=args.port,
@@ -229,37 +229,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(settings: EngineSettings) -> int:
     from stenostack.api.app import create_app
-    from stenostack.engine.memory import limit_malloc_arenas
+    from stenostack.serving import SetupError, build_registry, prepare_process
 
-    limit_malloc_arenas()
+    prepare_process()
 
     try:
-        specs = [ModelSpec.parse(argument) for argument in settings.models]
-    except FamilyError as exc:
-        print(f"stenostack: error: {exc}", file=sys.stderr)
-        return 2
-    names = [spec.name for spec in specs]
-    if len(set(names)) != len(names):
-        print(f"stenostack: error: two models share a name: {names}", file=sys.stderr)
-        return 2
-    placement = choose_placement(settings.device, settings.compute_type)
-    try:
-        decoding = choose_decoding(
-            placement,
-            settings.beam_size,
-            settings.best_of,
-            settings.patience,
-            settings.length_penalty,
-        )
-    except ValueError as exc:
-        print(f"stenostack: error: {exc}", file=sys.stderr)
-        return 2
-    registry = ModelRegistry(
-        specs, settings.aliases, placement, settings.cpu_threads, decoding=decoding
-    )
-    try:
-        registry.resolve()
-    except (ModelSourceError, FamilyError) as exc:
+        registry = build_registry(settings)
+    except SetupError as exc:
         print(f"stenostack: error: {exc}", file=sys.stderr)
         return 2
     app = create_app(settings, registry)

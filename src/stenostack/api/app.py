@@ -20,28 +20,19 @@ from stenostack.api.realtime import routes as realtime_routes
 from stenostack.api.realtime.limits import RealtimeLimits, SessionSlots
 from stenostack.config import EngineSettings
 from stenostack.engine.diarization_lane import DiarizationLane
-from stenostack.engine.engine import Engine, EngineLimits
 from stenostack.http.auth import ApiKeyMiddleware, ApiKeys
 from stenostack.http.drain import Drain, RefuseWhileDraining
 from stenostack.http.request_id import RequestIdMiddleware
-from stenostack.metrics import EngineMetrics
 from stenostack.models.registry import ModelRegistry
 from stenostack.playground.routes import open_paths, playground_routes
+from stenostack.serving import build_engine
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
-    metrics = EngineMetrics()
-    limits = EngineLimits(
-        max_audio_seconds=settings.max_audio_seconds,
-        max_queued_audio_seconds=settings.max_queued_audio_seconds,
-        gather_window_s=settings.batch_gather_ms / 1000,
-    )
-    diarization = DiarizationLane(metrics, settings.diarization_dir, settings.diarization_threads)
-    if not settings.diarization:
-        diarization.disable("it was turned off (--no-diarization)")
-    engine = Engine(registry, metrics, limits, diarization)
+    engine = build_engine(settings, registry)
+    metrics, diarization = engine.metrics, engine.diarization
     drain = Drain(settings.drain_notice_s)
 
     @asynccontextmanager
@@ -52,7 +43,7 @@ def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
             None, _load_or_stop, registry, diarization if settings.diarization else None
         )
         yield
-        engine.shutdown()
+        await asyncio.to_thread(engine.shutdown)
         await asyncio.wait([loading], timeout=1)
 
     app = FastAPI(

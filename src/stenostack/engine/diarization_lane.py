@@ -76,14 +76,9 @@ class DiarizationLane:
     def load(self) -> None:
         """Load the diarization model (blocking); without it, diarization requests get a
         400 that says why, and everything else is served as usual."""
-        from threadpoolctl import threadpool_limits
-
         from stenostack.models.diarization.sources import DiarizationUnavailable, load_diarizer
 
-        # The voice encoder steps an LSTM through time: each step a small matrix product,
-        # 3-4 times slower when BLAS threads fight for the cores (the speech model is using
-        # them too). Nothing else in the engine leans on BLAS.
-        threadpool_limits(limits=1, user_api="blas")
+        # The voice encoder runs best on one BLAS thread: serving.prepare_process sets it.
         try:
             self._diarizer = load_diarizer(self._directory, self._threads)
         except DiarizationUnavailable as exc:

@@ -391,11 +391,16 @@ class Engine:
             self._bounds[root] = bound
         return self._bounds[root]
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Stop taking work and cancel what waits; blocks (up to ``timeout_s``) until the
+        model calls in progress have returned, so the process may exit."""
         self._lanes.close()
         self.diarization.close()
         for scheduler in self._schedulers.values():
             scheduler.close()
+        deadline = time.monotonic() + timeout_s
+        for scheduler in self._schedulers.values():
+            scheduler.join(deadline)
 
 
 def _timed_for_speakers(

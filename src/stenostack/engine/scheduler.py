@@ -119,9 +119,16 @@ class BatchScheduler:
         self._busy_seconds = 0.0
         self._share = FairShare[WorkClass](get_args(WorkClass))
         # One thread per lane: a model with two lanes runs two batches at once.
-        for lane in range(model.lanes):
-            name = f"scheduler-{model_name}" + (f"-{lane}" if model.lanes > 1 else "")
-            threading.Thread(target=self._run, name=name, daemon=True).start()
+        self._threads = [
+            threading.Thread(
+                target=self._run,
+                name=f"scheduler-{model_name}" + (f"-{lane}" if model.lanes > 1 else ""),
+                daemon=True,
+            )
+            for lane in range(model.lanes)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # -- called from the event loop ------------------------------------------------------
 
@@ -153,6 +160,13 @@ class BatchScheduler:
         for entry in entries:
             entry.job.close()
             _cancel_future(entry.future)
+
+    def join(self, deadline: float) -> None:
+        """Wait, until ``deadline`` (``time.monotonic()``), for the threads to leave the
+        model once closed: a process that exits while one is inside a CTranslate2 call
+        aborts ("terminate called without an active exception")."""
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
 
     # -- the scheduler thread ------------------------------------------------------------
 
