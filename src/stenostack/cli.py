@@ -12,8 +12,8 @@ from stenostack.http.auth import read_key_file
 from stenostack.http.connection_flags import CONNECTION_SETTINGS, add_connection_arguments
 from stenostack.http.logs import configure_logging
 from stenostack.http.server import process_connection_limits, run_server
+from stenostack.model_flags import add_model_flags
 from stenostack.models.download import add_download_command, run_download
-from stenostack.models.registry import DEFAULT_BEAM_SIZE
 from stenostack.router.cli import add_router_command, run_router
 from stenostack.transcribe.arguments import add_models_command, add_transcribe_command
 from stenostack.transcribe.command import run_models, run_transcribe
@@ -39,26 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
         "repeat for more. Default: the bundled models, with whisper-1 as an alias of "
         "whisper-base.",
     )
-    serve.add_argument("--device", default=defaults.device, choices=["auto", "cpu", "cuda"])
-    serve.add_argument(
-        "--compute-type",
-        default=defaults.compute_type,
-        help="CTranslate2 precision: auto (float16 on CUDA, int8 on CPU), int8, float16, ...",
-    )
-    serve.add_argument(
-        "--cpu-threads",
-        type=int,
-        default=defaults.cpu_threads,
-        help="Threads per model on CPU (0: one per core), split into two lanes that each "
-        "run a batch once there are at least two.",
-    )
-    serve.add_argument(
-        "--beam-size",
-        type=int,
-        default=defaults.beam_size,
-        help="Beam size at temperature 0 (1: greedy). Default: "
-        + ", ".join(f"{size} on {device}" for device, size in DEFAULT_BEAM_SIZE.items())
-        + ".",
+    add_model_flags(
+        serve,
+        threads_help="Threads per model on CPU (0: one per core), split into two lanes that "
+        "each run a batch once there are at least two.",
     )
     serve.add_argument(
         "--best-of",

@@ -40,7 +40,11 @@ def create_app(settings: EngineSettings, registry: ModelRegistry) -> FastAPI:
         drain.install()
         # Load in the background: /health answers at once, /ready once the models are in.
         loading = asyncio.get_running_loop().run_in_executor(
-            None, _load_or_stop, registry, diarization if settings.diarization else None
+            None,
+            _load_or_stop,
+            registry,
+            diarization if settings.diarization else None,
+            _page_url(settings),
         )
         yield
         await asyncio.to_thread(engine.shutdown)
@@ -81,12 +85,22 @@ def _is_work(scope: Scope) -> bool:
     return scope["type"] == "websocket" or scope.get("method") == "POST"
 
 
-def _load_or_stop(registry: ModelRegistry, diarization: DiarizationLane | None) -> None:
+def _page_url(settings: EngineSettings) -> str:
+    """Where a browser on this machine finds the playground."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.port}/"
+
+
+def _load_or_stop(
+    registry: ModelRegistry, diarization: DiarizationLane | None, page_url: str
+) -> None:
     try:
         if diarization is not None:  # first, so that /ready means diarization is ready too
             diarization.load()
         registry.load()
         log.info("models ready: %s", ", ".join(registry.served_names()))
+        log.info("try them in a browser: %s", page_url)
     except Exception:
         log.exception("loading the models failed; stopping the server")
         os.kill(os.getpid(), signal.SIGTERM)

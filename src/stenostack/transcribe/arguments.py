@@ -8,8 +8,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from stenostack.config import EngineSettings
-from stenostack.models.registry import DEFAULT_BEAM_SIZE
+from stenostack.model_flags import add_model_flags
 from stenostack.models.sources import DEFAULT_ALIASES, OPENAI_DEFAULT_MODEL
 from stenostack.transcribe.inputs import MEDIA_EXTENSIONS
 from stenostack.transcribe.outputs import OUTPUT_FORMATS
@@ -96,39 +95,13 @@ def add_transcribe_command(commands: Any) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="Replace outputs that exist (default: skip)."
     )
-    parser.add_argument(
-        "--server",
-        metavar="URL",
-        help="A running stenostack engine or router, e.g. http://127.0.0.1:8000, to "
-        "transcribe on instead of in this process.",
-    )
-    parser.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help="The key for --server (default: env " + " or ".join(API_KEY_VARIABLES) + ").",
+    _add_server_flags(
+        parser,
+        "A running stenostack engine or router, e.g. http://127.0.0.1:8000, to transcribe "
+        "on instead of in this process.",
     )
     local = parser.add_argument_group("in this process (without --server)")
-    defaults = EngineSettings()
-    local.add_argument("--device", default=defaults.device, choices=["auto", "cpu", "cuda"])
-    local.add_argument(
-        "--compute-type",
-        default=defaults.compute_type,
-        help="CTranslate2 precision: auto (float16 on CUDA, int8 on CPU), int8, float16, ...",
-    )
-    local.add_argument(
-        "--cpu-threads",
-        type=int,
-        default=defaults.cpu_threads,
-        help="Threads on CPU (0: one per core).",
-    )
-    local.add_argument(
-        "--beam-size",
-        type=int,
-        default=defaults.beam_size,
-        help="Beam size at temperature 0 (1: greedy). Default: "
-        + ", ".join(f"{size} on {device}" for device, size in DEFAULT_BEAM_SIZE.items())
-        + ", as serve.",
-    )
+    add_model_flags(local, threads_help="Threads on CPU (0: one per core).")
 
 
 def add_models_command(commands: Any) -> None:
@@ -139,7 +112,11 @@ def add_models_command(commands: Any) -> None:
         "that serve --model and transcribe --model take; with --server, the models a "
         "running engine or router serves (GET /v1/models).",
     )
-    parser.add_argument("--server", metavar="URL", help="A running engine or router.")
+    _add_server_flags(parser, "A running engine or router.")
+
+
+def _add_server_flags(parser: argparse.ArgumentParser, server_help: str) -> None:
+    parser.add_argument("--server", metavar="URL", help=server_help)
     parser.add_argument(
         "--api-key",
         metavar="KEY",
