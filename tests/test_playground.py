@@ -468,6 +468,19 @@ def test_microphone_turns_appear_as_each_completes(
     assert page.is_hidden("#alert")
 
 
+def test_the_microphone_on_an_insecure_page_says_why(
+    pages: Pages, keyed_engine: RunningServer
+) -> None:
+    """A browser gives the microphone only to HTTPS or this machine's own pages; the page
+    says so instead of failing on an undefined ``navigator.mediaDevices``."""
+    page = pages.open(keyed_engine.url)
+    page.evaluate("Object.defineProperty(window, 'isSecureContext', {value: false})")
+    page.click("#record")
+    assert "secure page" in alert_text(page)
+    page.wait_for_function("document.querySelector('#record .label').textContent === 'Record'")
+    assert page.get_attribute("#record", "aria-pressed") == "false"
+
+
 def test_stopping_mid_turn_transcribes_what_was_said(
     pages: Pages, keyed_engine: RunningServer
 ) -> None:

@@ -12,6 +12,15 @@ export class Microphone {
   /** Start capturing into `context`; `onPcm(ArrayBuffer)` gets each piece. Throws if access
    * is denied. */
   static async open(context, onPcm, rate = 24000) {
+    // Browsers give the microphone (and audio worklets) only to secure pages: HTTPS, or
+    // this very machine.
+    if (!window.isSecureContext || !navigator.mediaDevices || !context.audioWorklet) {
+      throw new Error(
+        "The browser allows the microphone only on a secure page: open the playground " +
+          "over HTTPS, or as http://127.0.0.1 or http://localhost on the server's machine " +
+          "(an SSH tunnel does it: ssh -L 8000:127.0.0.1:8000 server)."
+      );
+    }
     // The audio graph is ready before the microphone opens, so no speech is lost at the
     // start while the worklet loads.
     let stream = null;
@@ -38,6 +47,10 @@ export class Microphone {
       return new Microphone(stream, context, node, onPcm);
     } catch (error) {
       stream?.getTracks().forEach((track) => track.stop());
+      if (error.name === "NotAllowedError") {
+        throw new Error("The browser was not allowed to use the microphone.");
+      }
+      if (error.name === "NotFoundError") throw new Error("The browser found no microphone.");
       throw error; // the caller, who made the context, closes it
     }
   }
