@@ -2,11 +2,10 @@
 speech: in process, through a running engine and through a router, on a terminal (tmux) and
 through pipes, and interrupted with Ctrl-C.
 
-The engine the server-mode tests use runs without diarization: loading the diarization model
-limits the process to one BLAS thread (``DiarizationLane.load``), which changes the features'
-float rounding, and with it scores and word times in the last digits. Without it the engine
-computes exactly what the command computes in process, so their files can be compared byte
-for byte.
+The engine the server-mode tests use is a default one (diarization loaded): the command in
+process sets the process up as ``serve`` does (``serving.prepare_process``: one BLAS thread,
+whatever is loaded), so both compute exactly the same and their files are compared byte for
+byte.
 """
 
 from __future__ import annotations
@@ -27,9 +26,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-from tests.servers import RunningServer, engine_server, free_port, openai_client, router_server
+from tests.servers import (
+    RunningServer,
+    app_server,
+    engine_server,
+    free_port,
+    openai_client,
+    router_server,
+)
 from tests.speech import compose, sox_encode, wav_bytes
 from tests.texts import COFFEE_ORDER, MEETING_MOVED, STORY
 from tests.wer import word_error_rate
@@ -74,8 +86,8 @@ def inputs() -> Inputs:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[RunningServer]:
-    """One tiny.en engine for the module (no diarization: see the module's docstring)."""
-    with engine_server("--model", MODEL, "--no-diarization") as server:
+    """One tiny.en engine for the module, otherwise as ``serve`` starts by default."""
+    with engine_server("--model", MODEL) as server:
         yield server
 
 
@@ -161,6 +173,69 @@ def test_through_a_server_and_a_router_the_files_are_the_same(
         check_directory_outputs(through_router, result)
         for name in ("a.srt", "sub/b.srt"):
             assert (through_router / name).read_text() == (in_process / name).read_text()
+
+
+def older_server(engine_url: str) -> Starlette:
+    """A fake, named as one: an OpenAI-compatible server that does not stream
+    ``verbose_json`` (an older stenostack, or another server behind a router) and is busy at
+    first, in front of the real engine. It refuses ``stream=true`` with a 400 naming
+    ``stream``, answers its first transcription 429 with ``Retry-After: 0``, and hands every
+    other request to the engine as it came."""
+    posts = 0
+
+    async def models(_: Request) -> Response:
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(f"{engine_url}/v1/models")
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+    async def transcriptions(request: Request) -> Response:
+        nonlocal posts
+        form = await request.form()
+        if form.get("stream") == "true":
+            refusal = {"message": "stream=true is not supported here.", "param": "stream"}
+            return JSONResponse({"error": {**refusal, "type": "invalid_request_error"}}, 400)
+        posts += 1
+        if posts == 1:
+            busy = {"message": "Busy.", "type": "server_error", "code": "engine_overloaded"}
+            return JSONResponse({"error": busy}, 429, headers={"Retry-After": "0"})
+        upload = form["file"]
+        assert isinstance(upload, UploadFile)
+        fields: dict[str, list[str]] = {}
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                fields.setdefault(name, []).append(value)
+        async with httpx.AsyncClient(timeout=120) as client:
+            answer = await client.post(
+                f"{engine_url}/v1/audio/transcriptions",
+                data=fields,
+                files={"file": (upload.filename or "audio", await upload.read())},
+            )
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+    async def ready(_: Request) -> Response:
+        return Response("ok")
+
+    return Starlette(
+        routes=[
+            Route("/ready", ready),
+            Route("/v1/models", models),
+            Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
+        ]
+    )
+
+
+def test_a_server_that_does_not_stream_and_is_busy_at_first(
+    inputs: Inputs, engine: RunningServer, in_process: Path, tmp_path: Path
+) -> None:
+    """Asked again without ``stream`` after its refusal, and again after its 429: the same
+    subtitles as in process."""
+    (tmp_path / "a.wav").write_bytes(inputs.coffee_wav)
+    with app_server(older_server(engine.url)) as url:
+        result = stenostack(
+            "transcribe", str(tmp_path / "a.wav"), "--model", MODEL, "--server", url
+        )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a.srt").read_text() == (in_process / "a.srt").read_text()
 
 
 def test_an_existing_output_is_kept_unless_overwrite(
