@@ -24,7 +24,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "http": {"errors"},
     "playground": set(),
     "router": {"http", "playground", "errors"},
-    "transcribe": {"api", "serving", "engine", "models", "audio", "errors", "config", "http"},
+    "transcribe": {
+        *("api", "serving", "engine", "models", "audio", "errors", "config", "http"),
+        "model_flags",  # the placement flags it shares with serve
+    },
 }
 
 
