@@ -335,6 +335,17 @@ def test_probes_answer(containers: Containers) -> None:
             assert response.status_code == 200, (container.name, path, response.text)
 
 
+def test_both_serve_the_playground_from_the_installed_package(containers: Containers) -> None:
+    """The page and its scripts are package data: the image's wheel must carry them, and
+    they are served without a key even where the API needs one."""
+    for container in containers:
+        page = httpx.get(f"{container.url}/", timeout=10)
+        assert page.status_code == 200, (container.name, page.text)
+        assert '<script type="module" src="/playground/app.js">' in page.text
+        script = httpx.get(f"{container.url}/playground/app.js", timeout=10)
+        assert script.status_code == 200 and "import" in script.text, container.name
+
+
 def test_healthcheck_passes_and_fails_when_the_server_is_gone(containers: Containers) -> None:
     for container in containers:
         result = podman("healthcheck", "run", container.name, check=False)
