@@ -644,7 +644,7 @@ def test_a_key_is_asked_for_when_the_server_needs_one(
     assert page.input_value("#api-key") == KEY
 
 
-def test_the_router_serves_the_page_too(
+def test_the_router_serves_the_page_and_relays_the_microphone(
     pages: Pages, keyed_engine: RunningServer, coffee: SpeechFile
 ) -> None:
     with router_server("--backend", keyed_engine.url, "--backend-api-key", KEY) as router:
@@ -654,6 +654,17 @@ def test_the_router_serves_the_page_too(
         wait_for_models(page)
         transcribe(page, coffee)
         assert word_error_rate(coffee.text, transcript_text(page)) <= 0.3
+
+        # The microphone too: the router picks the backend by the model in the URL.
+        page.click("#record")
+        page.wait_for_selector("#turns .turn.final", state="attached", timeout=60_000)
+        first = page.locator("#turns .turn.final").all_inner_texts()[0]
+        assert word_error_rate(MEETING_MOVED, first) <= 0.35, first
+        page.click("#record")
+        page.wait_for_function(
+            "document.querySelector('#record .label').textContent === 'Record'", timeout=40_000
+        )
+        assert page.is_hidden("#alert")
 
 
 def test_phone_sized_and_dark(
