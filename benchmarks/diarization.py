@@ -58,6 +58,7 @@ from benchmarks.diarization_metrics import (
     DiarizationErrors,
     cp_wer_errors,
     diarization_errors,
+    percent,
     rttm_lines,
     speaker_count,
     words_by_speaker,
@@ -174,10 +175,6 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> flo
     return rate
 
 
-def pct(value: float) -> str:
-    return f"{100 * value:5.1f}%"
-
-
 def report(diarized: Mode, plain: Mode | None) -> None:
     plain_by_name = {h.conversation.name: h for h in plain.heard} if plain else {}
     print(
@@ -189,7 +186,7 @@ def report(diarized: Mode, plain: Mode | None) -> None:
         c = heard.conversation
         errors, cp = heard.errors(), heard.cp_wer()
         alone = plain_by_name.get(c.name)
-        wer = pct(word_error_rate([c.text], [alone.text])) if alone else "-"
+        wer = percent(word_error_rate([c.text], [alone.text])) if alone else "-"
         plain_s = f"{alone.seconds:.1f}" if alone else "-"
         ratio = f"{heard.seconds / alone.seconds:.2f}x" if alone and alone.seconds else "-"
         heard_count = speaker_count(heard.hypothesis)
@@ -197,9 +194,9 @@ def report(diarized: Mode, plain: Mode | None) -> None:
         language = "" if c.languages == ("en",) else f" ({'+'.join(c.languages)})"
         print(
             f"| {c.name}{language} | {len(c.speakers)} | {c.duration:.1f} "
-            f"| {sum(e - s for s, e in c.overlaps):.1f} | {pct(errors.rate)} "
-            f"| {pct(errors.missed / errors.total)} | {pct(errors.false_alarm / errors.total)} "
-            f"| {pct(errors.confusion / errors.total)} | {heard_count}{mark} | {pct(cp.rate)} "
+            f"| {sum(e - s for s, e in c.overlaps):.1f} | {percent(errors.rate)} "
+            f"| {' | '.join(percent(share) for share in errors.shares)} "
+            f"| {heard_count}{mark} | {percent(cp.rate)} "
             f"| {wer} | {heard.seconds:.1f} | {plain_s} | {ratio} |"
         )
     print()
@@ -229,20 +226,16 @@ def summarise(kind: str, group: list[Heard], plain_by_name: dict[str, Heard]) ->
         plain_by_name[h.conversation.name] for h in group if h.conversation.name in plain_by_name
     ]
     print(f"{kind}: {len(group)} conversations, {audio:.0f} s of audio")
-    print(
-        f"  DER {pct(errors.rate)} (missed {pct(errors.missed / errors.total)}, false alarm "
-        f"{pct(errors.false_alarm / errors.total)}, confusion "
-        f"{pct(errors.confusion / errors.total)}), collar 0.25 s, overlap scored"
-    )
+    print(f"  {errors.breakdown()}, collar 0.25 s, overlap scored")
     print(f"  speaker count right: {right} of {len(group)}")
-    print(f"  cpWER {pct(cp.rate)} over {len(english)} all-English conversations")
+    print(f"  cpWER {percent(cp.rate)} over {len(english)} all-English conversations")
     if alone:
         plain_seconds = sum(h.seconds for h in alone)
         wer = word_error_rate([h.conversation.text for h in alone], [h.text for h in alone])
         print(
             f"  time: diarized {seconds:.1f} s ({audio / seconds:.1f}x real time), plain "
             f"{plain_seconds:.1f} s ({audio / plain_seconds:.1f}x real time): "
-            f"{seconds / plain_seconds:.2f}x; plain WER {pct(wer)}"
+            f"{seconds / plain_seconds:.2f}x; plain WER {percent(wer)}"
         )
     else:
         print(f"  time: diarized {seconds:.1f} s ({audio / seconds:.1f}x real time)")
@@ -250,7 +243,7 @@ def summarise(kind: str, group: list[Heard], plain_by_name: dict[str, Heard]) ->
         der_ok = errors.rate <= TARGET_DER
         count_ok = right >= TARGET_COUNT_SHARE * len(group)
         print(
-            f"  target DER <= {pct(TARGET_DER).strip()}: {'met' if der_ok else 'MISSED'}; "
+            f"  target DER <= {percent(TARGET_DER).strip()}: {'met' if der_ok else 'MISSED'}; "
             f"count right on 9 in 10: {'met' if count_ok else 'MISSED'}"
         )
 

@@ -47,11 +47,9 @@ def measure(diarizer: SegmentationDiarizer, heard: list[Conversation]) -> str:
             conversation.reference, hypothesis, duration=conversation.duration
         )
         right += diarization.speakers == len(conversation.speakers)
-    total = errors.total
     return (
-        f"DER {errors.rate:6.1%} (missed {errors.missed / total:5.1%}, false alarm "
-        f"{errors.false_alarm / total:5.1%}, confusion {errors.confusion / total:5.1%})"
-        f"  count right {right:2d} of {len(heard)}  {time.perf_counter() - started:5.1f} s"
+        f"{errors.breakdown()}  count right {right:2d} of {len(heard)}"
+        f"  {time.perf_counter() - started:5.1f} s"
     )
 
 
