@@ -25,7 +25,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "playground": set(),
     "router": {"http", "playground", "errors"},
     "transcribe": {
-        *("api", "serving", "engine", "models", "audio", "errors", "config", "http"),
+        *("api", "serving", "engine", "models", "audio", "errors", "config"),
         "model_flags",  # the placement flags it shares with serve
     },
 }

@@ -2,8 +2,8 @@
 
 Files in, subtitles out, either on the bundled models in this process (``local``) or
 through a running engine or router (``remote``). Like ``cli.py`` this package is a
-top-level consumer: it may import ``api``, ``engine``, ``models`` and ``audio``, and nothing
-under them imports it.
+top-level consumer: it may import ``api``, ``serving``, ``engine``, ``models`` and
+``audio``, and nothing under them imports it.
 
 ``inputs``: the files to do and where their outputs go; ``outputs``: rendering with the
 server's own functions and writing atomically; ``progress``: a bar on a terminal, a line per
